@@ -1,0 +1,33 @@
+# The two set-up commands of the README are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/pipeline
+DB      ?= ./data/catalog.db
+CONFIG  ?= ./pipelines
+
+# Packages whose code runs goroutines are tested under the race detector.
+RACE_PKGS := ./catalog/...
+
+.PHONY: all build run test bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pipeline
+
+run: build
+	@mkdir -p $(dir $(DB))
+	./$(BIN) run --once --config $(CONFIG) --db $(DB)
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin data
