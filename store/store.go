@@ -1,0 +1,170 @@
+// Package store keeps the catalog in one bbolt file: the processing state of
+// every entity, the ownership graph, relations and the stitched ("final")
+// entities that the API serves. It is the only package that imports bbolt.
+//
+// Layout (all buckets live under the versioned root bucket "v1"; keys are
+// byte-ordered so that prefix scans answer lookups):
+//
+//	meta       "version" → schema version
+//	state      ref → State (JSON)                 the unit of work
+//	queue      8-byte big-endian unix nanos ‖ ref → ""   due order
+//	schedule   ref → 8-byte big-endian unix nanos        finds an entity's queue key
+//	edges      parent ‖ 0 ‖ child → ""            parent is a ref or "provider:NAME"
+//	parents    child ‖ 0 ‖ parent → ""            the reverse of edges
+//	relations  origin ‖ 0 ‖ source ‖ 0 ‖ type ‖ 0 ‖ target → ""   owned by origin
+//	bysource   source ‖ 0 ‖ type ‖ 0 ‖ target ‖ 0 ‖ origin → ""   served on source
+//	final      ref → 40-hex etag ‖ stitched entity JSON
+//	uids       uid → ref
+//	errors     ref → ""                           entities whose last run had errors
+//
+// Refs are canonical lowercased "kind:namespace/name" strings and never
+// contain a zero byte, so 0 separates the parts of composite keys.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// schemaVersion is bumped with every layout change; Open migrates or refuses.
+const schemaVersion = "1"
+
+var (
+	rootBucket      = []byte("v1")
+	metaBucket      = []byte("meta")
+	stateBucket     = []byte("state")
+	queueBucket     = []byte("queue")
+	scheduleBucket  = []byte("schedule")
+	edgesBucket     = []byte("edges")
+	parentsBucket   = []byte("parents")
+	relationsBucket = []byte("relations")
+	bySourceBucket  = []byte("bysource")
+	finalBucket     = []byte("final")
+	uidsBucket      = []byte("uids")
+	errorsBucket    = []byte("errors")
+
+	allBuckets = [][]byte{metaBucket, stateBucket, queueBucket, scheduleBucket, edgesBucket, parentsBucket,
+		relationsBucket, bySourceBucket, finalBucket, uidsBucket, errorsBucket}
+)
+
+// ProviderPrefix marks the parent key of root entities: a root is a child of
+// "provider:<pipeline name>", so that a pipeline can own and prune its roots.
+const ProviderPrefix = "provider:"
+
+// DB is an open catalog file. Reads may run concurrently; writes go through
+// the caller's single writer (bbolt allows one writer at a time anyway).
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Options tune how the file is opened.
+type Options struct {
+	// Timeout bounds the wait for the file lock held by another process.
+	// Zero means 2 s: a second `pipeline` on the same file fails fast.
+	Timeout time.Duration
+	// NoSync skips fsync; only for tests and throwaway bulk loads.
+	NoSync bool
+}
+
+// Open opens or creates the catalog file at path (its folder is created),
+// and checks or installs the schema version.
+func Open(path string, o Options) (*DB, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
+	b, err := bolt.Open(path, 0o644, &bolt.Options{
+		Timeout:      o.Timeout,
+		NoSync:       o.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: the file is locked by another process", path)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	d := &DB{bolt: b, path: path}
+	if err := d.init(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return d, nil
+}
+
+func (d *DB) init() error {
+	return d.bolt.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(rootBucket)
+		if err != nil {
+			return err
+		}
+		for _, name := range allBuckets {
+			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := root.Bucket(metaBucket)
+		switch v := meta.Get([]byte("version")); {
+		case v == nil:
+			return meta.Put([]byte("version"), []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("schema version %q is not supported (want %q)", v, schemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes the file.
+func (d *DB) Close() error { return d.bolt.Close() }
+
+// Path is the file the DB was opened from.
+func (d *DB) Path() string { return d.path }
+
+// Size is the current size of the file in bytes.
+func (d *DB) Size() int64 {
+	var n int64
+	_ = d.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// WriteTxCount reports how many write transactions have been committed since
+// the file was opened; tests use it to prove that unchanged work writes
+// nothing.
+func (d *DB) WriteTxCount() int {
+	s := d.bolt.Stats()
+	return int(s.TxStats.GetWrite())
+}
+
+// buckets gives typed access to the sub-buckets inside one transaction.
+type buckets struct {
+	tx                                     *bolt.Tx
+	state, queue, schedule, edges, parents *bolt.Bucket
+	relations, bySource, final, uids, errs *bolt.Bucket
+}
+
+func open(tx *bolt.Tx) *buckets {
+	r := tx.Bucket(rootBucket)
+	return &buckets{
+		tx:        tx,
+		state:     r.Bucket(stateBucket),
+		queue:     r.Bucket(queueBucket),
+		schedule:  r.Bucket(scheduleBucket),
+		edges:     r.Bucket(edgesBucket),
+		parents:   r.Bucket(parentsBucket),
+		relations: r.Bucket(relationsBucket),
+		bySource:  r.Bucket(bySourceBucket),
+		final:     r.Bucket(finalBucket),
+		uids:      r.Bucket(uidsBucket),
+		errs:      r.Bucket(errorsBucket),
+	}
+}

@@ -1,0 +1,454 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// writer carries one write transaction: its buckets, the refs whose final
+// entity must be rebuilt before commit, and the running statistics.
+type writer struct {
+	*buckets
+	stitch map[string]struct{}
+	stats  CommitStats
+}
+
+func (d *DB) update(fn func(w *writer) error) (CommitStats, error) {
+	var stats CommitStats
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
+		w := &writer{buckets: open(tx), stitch: map[string]struct{}{}}
+		if err := fn(w); err != nil {
+			return err
+		}
+		if err := w.stitchAll(); err != nil {
+			return err
+		}
+		stats = w.stats
+		return nil
+	})
+	return stats, err
+}
+
+// Commit writes a batch of outcomes in one transaction: processed entities,
+// relations (diffed), children (upserted with the first-claimant rule),
+// orphans (deleted with their subtree), and the stitched final entities of
+// everything that changed. Outcomes for entities deleted meanwhile are
+// skipped.
+func (d *DB) Commit(outs []*Outcome) (CommitStats, error) {
+	return d.update(func(w *writer) error {
+		for _, o := range outs {
+			if err := w.commitOne(o); err != nil {
+				return fmt.Errorf("commit %s: %w", o.Ref, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ApplyRoots makes roots the complete set of root entities of provider
+// (usually "provider:<pipeline>"): new roots are created and due at once,
+// changed ones updated, and roots the provider no longer lists are deleted
+// with their subtree.
+func (d *DB) ApplyRoots(provider, pipeline string, roots []Child) (CommitStats, error) {
+	return d.update(func(w *writer) error {
+		keep := make(map[string]bool, len(roots))
+		for _, c := range roots {
+			if ok, err := w.upsertChild(provider, pipeline, c); err != nil {
+				return err
+			} else if ok {
+				keep[c.Ref] = true
+			}
+		}
+		return w.pruneChildren(provider, keep)
+	})
+}
+
+// Providers lists the provider keys that own roots, so that a caller can
+// remove the roots of pipelines that no longer exist.
+func (d *DB) Providers() ([]string, error) {
+	var out []string
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		c := open(tx).edges.Cursor()
+		p := []byte(ProviderPrefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); {
+			name := string(k[:bytes.IndexByte(k, 0)])
+			out = append(out, name)
+			k, _ = c.Seek(append([]byte(name), 1))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MarkAllDue makes every entity due now; a one-shot run uses it so that the
+// whole catalog is refreshed, not only what changed.
+func (d *DB) MarkAllDue() error {
+	return d.bolt.Update(func(tx *bolt.Tx) error {
+		b := open(tx)
+		var refs [][]byte
+		c := b.schedule.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if binary.BigEndian.Uint64(v) != dueNow {
+				refs = append(refs, bytes.Clone(k))
+			}
+		}
+		for _, ref := range refs {
+			if err := b.requeue(string(ref), dueNow); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteEntity removes an entity and the subtree only it owned, as
+// DELETE /entities/by-uid does; parents that still emit it recreate it on
+// their next run.
+func (d *DB) DeleteEntity(ref string) (CommitStats, error) {
+	return d.update(func(w *writer) error {
+		c := w.parents.Cursor()
+		p := prefix(ref)
+		var parents []string
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			parents = append(parents, string(k[len(p):]))
+		}
+		for _, parent := range parents {
+			if err := w.edges.Delete(join(parent, ref)); err != nil {
+				return err
+			}
+			if err := w.parents.Delete(join(ref, parent)); err != nil {
+				return err
+			}
+			// The parent must run again to recreate or forget the child.
+			if w.state.Get([]byte(parent)) != nil {
+				if err := w.forceRerun(parent); err != nil {
+					return err
+				}
+			}
+		}
+		return w.deleteTree(ref)
+	})
+}
+
+func (w *writer) commitOne(o *Outcome) error {
+	st, err := w.getState(o.Ref)
+	if err != nil || st == nil {
+		return err
+	}
+	next := o.NextUpdate.UnixNano()
+	if o.ResultHash != "" && o.ResultHash == st.ResultHash {
+		w.stats.Unchanged++
+		return w.requeue(o.Ref, next)
+	}
+	w.stats.Written++
+	st.ResultHash = o.ResultHash
+	st.Errors = o.Errors
+	if err := w.setErrorFlag(o.Ref, len(o.Errors) > 0); err != nil {
+		return err
+	}
+	w.stitch[o.Ref] = struct{}{}
+	if !o.OK {
+		// Keep the last good processed entity, children and relations.
+		if err := w.putState(st); err != nil {
+			return err
+		}
+		return w.requeue(o.Ref, next)
+	}
+	st.Processed = o.Processed
+	st.Cache = o.Cache
+	st.RefreshKeys = o.RefreshKeys
+	if err := w.syncRelations(o.Ref, o.Relations); err != nil {
+		return err
+	}
+	keep := make(map[string]bool, len(o.Children))
+	var conflicted bool
+	for _, c := range o.Children {
+		owned, err := w.upsertChild(o.Ref, st.Pipeline, c)
+		if err != nil {
+			return err
+		}
+		if owned {
+			keep[c.Ref] = true
+		} else {
+			conflicted = true
+			existing, _ := w.getState(c.Ref)
+			msg := fmt.Sprintf("entity %s is already owned by location %s and cannot also be claimed by %s", c.Ref, existing.LocationKey, c.LocationKey)
+			st.Errors = append(st.Errors, conflictError(msg))
+		}
+	}
+	if conflicted {
+		// Never treat this outcome as unchanged: once the other owner lets
+		// go of the ref, the next run must try to take it over.
+		st.ResultHash = "conflict:" + st.ResultHash
+		if err := w.setErrorFlag(o.Ref, true); err != nil {
+			return err
+		}
+	}
+	if !o.KeepOldChildren {
+		if err := w.pruneChildren(o.Ref, keep); err != nil {
+			return err
+		}
+	}
+	if err := w.putState(st); err != nil {
+		return err
+	}
+	return w.requeue(o.Ref, next)
+}
+
+// upsertChild creates or updates child c of parent. It returns false when c
+// is owned by another location key (a conflict) and was left untouched.
+func (w *writer) upsertChild(parent, pipeline string, c Child) (bool, error) {
+	st, err := w.getState(c.Ref)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case st == nil:
+		st = &State{Ref: c.Ref, UID: uuid.NewString(), Pipeline: pipeline,
+			Unprocessed: c.Entity, UnprocessedHash: c.Hash, LocationKey: c.LocationKey}
+		if err := w.uids.Put([]byte(st.UID), []byte(c.Ref)); err != nil {
+			return false, err
+		}
+		if err := w.putState(st); err != nil {
+			return false, err
+		}
+		if err := w.requeue(c.Ref, dueNow); err != nil {
+			return false, err
+		}
+		w.stats.Created++
+	case st.LocationKey != "" && st.LocationKey != c.LocationKey:
+		w.stats.Conflicts = append(w.stats.Conflicts, Conflict{Ref: c.Ref, Parent: parent, ExistingKey: st.LocationKey, NewKey: c.LocationKey})
+		return false, nil
+	case st.UnprocessedHash != c.Hash || st.LocationKey != c.LocationKey || st.Pipeline != pipeline:
+		st.Unprocessed, st.UnprocessedHash, st.LocationKey, st.Pipeline = c.Entity, c.Hash, c.LocationKey, pipeline
+		if err := w.putState(st); err != nil {
+			return false, err
+		}
+		if err := w.requeue(c.Ref, dueNow); err != nil {
+			return false, err
+		}
+	}
+	if w.edges.Get(join(parent, c.Ref)) == nil {
+		if err := w.edges.Put(join(parent, c.Ref), nil); err != nil {
+			return false, err
+		}
+		if err := w.parents.Put(join(c.Ref, parent), nil); err != nil {
+			return false, err
+		}
+		// A new parent can lift the orphan mark.
+		w.stitch[c.Ref] = struct{}{}
+	}
+	return true, nil
+}
+
+// pruneChildren drops the edges from parent to children not in keep, and
+// deletes every child left without any parent, with its subtree.
+func (w *writer) pruneChildren(parent string, keep map[string]bool) error {
+	p := prefix(parent)
+	var gone []string
+	c := w.edges.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		if child := string(k[len(p):]); !keep[child] {
+			gone = append(gone, child)
+		}
+	}
+	for _, child := range gone {
+		if err := w.edges.Delete(join(parent, child)); err != nil {
+			return err
+		}
+		if err := w.parents.Delete(join(child, parent)); err != nil {
+			return err
+		}
+		if !w.hasParents(child) {
+			if err := w.deleteTree(child); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *writer) hasParents(ref string) bool {
+	p := prefix(ref)
+	k, _ := w.parents.Cursor().Seek(p)
+	return k != nil && bytes.HasPrefix(k, p)
+}
+
+// deleteTree deletes ref and every descendant that no surviving entity
+// still parents (eager pruning, like Backstage's provider removals).
+func (w *writer) deleteTree(ref string) error {
+	stack := []string{ref}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		p := prefix(cur)
+		var kids []string
+		c := w.edges.Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			kids = append(kids, string(k[len(p):]))
+		}
+		for _, kid := range kids {
+			if err := w.edges.Delete(join(cur, kid)); err != nil {
+				return err
+			}
+			if err := w.parents.Delete(join(kid, cur)); err != nil {
+				return err
+			}
+			if !w.hasParents(kid) {
+				stack = append(stack, kid)
+			}
+		}
+		if err := w.deleteOne(cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) deleteOne(ref string) error {
+	if err := w.syncRelations(ref, nil); err != nil {
+		return err
+	}
+	st, err := w.getState(ref)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		if err := w.uids.Delete([]byte(st.UID)); err != nil {
+			return err
+		}
+		w.stats.Deleted++
+	}
+	if v := w.schedule.Get([]byte(ref)); v != nil {
+		if err := w.queue.Delete(timeKey(int64(binary.BigEndian.Uint64(v)), ref)); err != nil {
+			return err
+		}
+		if err := w.schedule.Delete([]byte(ref)); err != nil {
+			return err
+		}
+	}
+	for _, b := range []*bolt.Bucket{w.state, w.final, w.errs} {
+		if err := b.Delete([]byte(ref)); err != nil {
+			return err
+		}
+	}
+	delete(w.stitch, ref)
+	return nil
+}
+
+// syncRelations makes the relations owned by origin equal to rels, touching
+// only the rows that differ, and marks the sources of changed rows for
+// stitching.
+func (w *writer) syncRelations(origin string, rels []Relation) error {
+	want := make(map[string]Relation, len(rels))
+	for _, r := range rels {
+		want[string(join(origin, r.Source, r.Type, r.Target))] = r
+	}
+	p := prefix(origin)
+	var stale [][]byte
+	c := w.relations.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		if _, ok := want[string(k)]; ok {
+			delete(want, string(k))
+		} else {
+			stale = append(stale, bytes.Clone(k))
+		}
+	}
+	for _, k := range stale {
+		parts := bytes.SplitN(k[len(p):], []byte{0}, 3)
+		src, typ, dst := string(parts[0]), string(parts[1]), string(parts[2])
+		if err := w.relations.Delete(k); err != nil {
+			return err
+		}
+		if err := w.bySource.Delete(join(src, typ, dst, origin)); err != nil {
+			return err
+		}
+		w.stitch[src] = struct{}{}
+	}
+	for k, r := range want {
+		if err := w.relations.Put([]byte(k), nil); err != nil {
+			return err
+		}
+		if err := w.bySource.Put(join(r.Source, r.Type, r.Target, origin), nil); err != nil {
+			return err
+		}
+		w.stitch[r.Source] = struct{}{}
+	}
+	return nil
+}
+
+// forceRerun makes ref due now and forgets its result hash, so that its next
+// outcome is written even if equal to the last.
+func (w *writer) forceRerun(ref string) error {
+	st, err := w.getState(ref)
+	if err != nil || st == nil {
+		return err
+	}
+	st.ResultHash = ""
+	if err := w.putState(st); err != nil {
+		return err
+	}
+	return w.requeue(ref, dueNow)
+}
+
+func (w *writer) setErrorFlag(ref string, on bool) error {
+	if on {
+		return w.errs.Put([]byte(ref), nil)
+	}
+	return w.errs.Delete([]byte(ref))
+}
+
+func (b *buckets) getState(ref string) (*State, error) {
+	v := b.state.Get([]byte(ref))
+	if v == nil {
+		return nil, nil
+	}
+	st := &State{Ref: ref}
+	if err := json.Unmarshal(v, st); err != nil {
+		return nil, fmt.Errorf("decode state of %s: %w", ref, err)
+	}
+	return st, nil
+}
+
+func (b *buckets) putState(st *State) error {
+	v, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode state of %s: %w", st.Ref, err)
+	}
+	return b.state.Put([]byte(st.Ref), v)
+}
+
+// requeue moves ref's queue entry to time nanos.
+func (b *buckets) requeue(ref string, nanos int64) error {
+	if old := b.schedule.Get([]byte(ref)); old != nil {
+		if int64(binary.BigEndian.Uint64(old)) == nanos {
+			return nil
+		}
+		if err := b.queue.Delete(timeKey(int64(binary.BigEndian.Uint64(old)), ref)); err != nil {
+			return err
+		}
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(nanos))
+	if err := b.schedule.Put([]byte(ref), v[:]); err != nil {
+		return err
+	}
+	return b.queue.Put(timeKey(nanos, ref), nil)
+}
+
+// NextUpdate is when ref is due; ok is false when ref is unknown.
+func (d *DB) NextUpdate(ref string) (t time.Time, ok bool, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		if v := open(tx).schedule.Get([]byte(ref)); v != nil {
+			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
+		}
+		return nil
+	})
+	return t, ok, err
+}
