@@ -5,7 +5,7 @@ DB      ?= ./data/catalog.db
 CONFIG  ?= ./pipelines
 
 # Packages whose code runs goroutines are tested under the race detector.
-RACE_PKGS := ./catalog/...
+RACE_PKGS := ./engine/... ./store/... ./cmd/... ./reading/...
 
 .PHONY: all build run test bench vet fmt clean
 

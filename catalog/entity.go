@@ -139,6 +139,12 @@ func (e *Entity) Clone() *Entity {
 	c.Relations = slices.Clone(e.Relations)
 	if e.Status != nil {
 		s := Status{Items: slices.Clone(e.Status.Items)}
+		for i := range s.Items {
+			if se := s.Items[i].Error; se != nil {
+				cp := *se
+				s.Items[i].Error = &cp
+			}
+		}
 		c.Status = &s
 	}
 	c.Extra = cloneMap(e.Extra)

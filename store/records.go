@@ -56,6 +56,11 @@ type Child struct {
 // Commit.
 type Outcome struct {
 	Ref string
+	// UnprocessedHash is the hash of the unprocessed entity that was
+	// processed. When the stored one differs, a parent changed the entity
+	// while it was being processed: the outcome is stale and is dropped (the
+	// entity is due again already).
+	UnprocessedHash string
 	// OK is false when a stage failed outright: the errors are recorded and
 	// the previous processed entity and children are kept (last good wins).
 	OK         bool
@@ -88,6 +93,8 @@ type CommitStats struct {
 	Written int
 	// Unchanged outcomes only moved their next refresh time.
 	Unchanged int
+	// Stale outcomes were dropped because the entity changed meanwhile.
+	Stale int
 	// Created and Deleted count entities added and removed (orphans).
 	Created, Deleted int
 	// Stitched counts final entities rewritten.
@@ -99,6 +106,7 @@ type CommitStats struct {
 func (s *CommitStats) Add(o CommitStats) {
 	s.Written += o.Written
 	s.Unchanged += o.Unchanged
+	s.Stale += o.Stale
 	s.Created += o.Created
 	s.Deleted += o.Deleted
 	s.Stitched += o.Stitched

@@ -141,6 +141,10 @@ func (w *writer) commitOne(o *Outcome) error {
 	if err != nil || st == nil {
 		return err
 	}
+	if o.UnprocessedHash != "" && o.UnprocessedHash != st.UnprocessedHash {
+		w.stats.Stale++
+		return nil
+	}
 	next := o.NextUpdate.UnixNano()
 	if o.ResultHash != "" && o.ResultHash == st.ResultHash {
 		w.stats.Unchanged++

@@ -1,0 +1,408 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/catalog-pipeline/pipeline/catalog"
+	"github.com/catalog-pipeline/pipeline/store"
+)
+
+// hooks are a pipeline's stages sorted by the hooks they implement, in
+// declaration order, computed once per pipeline.
+type hooks struct {
+	readers    []LocationReader
+	pre        []PreProcessor
+	validators []KindValidator
+	post       []PostProcessor
+}
+
+func hooksOf(p *Pipeline) *hooks {
+	h := &hooks{}
+	for _, s := range p.Stages {
+		if r, ok := s.(LocationReader); ok {
+			h.readers = append(h.readers, r)
+		}
+		if r, ok := s.(PreProcessor); ok {
+			h.pre = append(h.pre, r)
+		}
+		if r, ok := s.(KindValidator); ok {
+			h.validators = append(h.validators, r)
+		}
+		if r, ok := s.(PostProcessor); ok {
+			h.post = append(h.post, r)
+		}
+	}
+	return h
+}
+
+// stageError turns what a hook returned into a serialized error naming the
+// stage and hook, keeping a ProcessingError's name (InputError, ...).
+func stageError(stage, hook string, err error) catalog.SerializedError {
+	name := GeneralErrorName
+	var pe *ProcessingError
+	if errors.As(err, &pe) {
+		name = pe.Name
+	}
+	return catalog.SerializedError{Name: name, Message: fmt.Sprintf("stage %q failed in %s: %v", stage, hook, err)}
+}
+
+func serialize(err error) catalog.SerializedError {
+	var pe *ProcessingError
+	if errors.As(err, &pe) {
+		return catalog.SerializedError{Name: pe.Name, Message: pe.Message}
+	}
+	return catalog.SerializedError{Name: GeneralErrorName, Message: err.Error()}
+}
+
+// run is the processing of one entity: the collector of everything its
+// hooks emit.
+type run struct {
+	ref      string
+	self     catalog.Ref
+	loc      Location
+	origin   string
+	errs     []catalog.SerializedError
+	children []store.Child
+	seen     map[string]int // child ref → index in children
+	rels     map[store.Relation]struct{}
+	keys     map[string]struct{}
+	emitErr  bool
+	warn     func(msg string, args ...any)
+}
+
+func (r *run) emit(res Result) {
+	switch t := res.(type) {
+	case EntityResult:
+		r.addChild(t)
+	case LocationResult:
+		r.addLocation(t)
+	case RelationResult:
+		r.rels[store.Relation{Source: t.Source.String(), Type: t.Type, Target: t.Target.String()}] = struct{}{}
+	case ErrorResult:
+		se := serialize(t.Err)
+		if t.Location.Target != "" && !strings.Contains(se.Message, t.Location.Target) {
+			se.Message += " (at " + t.Location.String() + ")"
+		}
+		r.errs = append(r.errs, se)
+		r.emitErr = true
+	case RefreshResult:
+		r.keys[t.Key] = struct{}{}
+	}
+}
+
+func (r *run) addChild(t EntityResult) {
+	e := t.Entity
+	if e == nil {
+		return
+	}
+	if err := catalog.ValidateEnvelope(e); err != nil {
+		r.emit(ErrorResult{Location: t.Location, Err: InputError("invalid entity at %s: %v", t.Location, err)})
+		return
+	}
+	ref := e.Ref()
+	if ref.Equal(r.self) {
+		r.warn("ignoring an entity that emits itself", "entity", r.ref, "location", t.Location.String())
+		return
+	}
+	e.SetAnnotation(catalog.AnnotationManagedByLocation, t.Location.String())
+	e.SetAnnotation(catalog.AnnotationManagedByOriginLocation, r.origin)
+	key := t.LocationKey
+	if key == "" && !t.NoLocationKey {
+		key = t.Location.String()
+	}
+	r.addChildEntity(ref.String(), e, key)
+}
+
+func (r *run) addChildEntity(ref string, e *catalog.Entity, key string) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		r.emit(ErrorResult{Err: GeneralError("encode entity %s: %v", ref, err)})
+		return
+	}
+	if i, dup := r.seen[ref]; dup {
+		r.emit(ErrorResult{Err: &ProcessingError{Name: ConflictErrorName,
+			Message: fmt.Sprintf("entity %s is emitted twice (by %s and by %s); keeping the first", ref, r.children[i].LocationKey, key)}})
+		return
+	}
+	sum := sha1.Sum(body)
+	r.seen[ref] = len(r.children)
+	r.children = append(r.children, store.Child{Ref: ref, Entity: body, Hash: hex.EncodeToString(sum[:]), LocationKey: key})
+}
+
+func (r *run) addLocation(t LocationResult) {
+	e := LocationEntity(t.Location, t.Optional)
+	// A generated Location is managed by the location of its parent.
+	e.SetAnnotation(catalog.AnnotationManagedByLocation, r.loc.String())
+	e.SetAnnotation(catalog.AnnotationManagedByOriginLocation, r.origin)
+	r.addChildEntity(e.Ref().String(), e, r.loc.String())
+}
+
+// LocationEntity is the Location entity Backstage generates for a location:
+// named "generated-" + sha1("type:target"), with spec type, target and
+// presence, and the location itself as its managing location.
+func LocationEntity(l Location, optional bool) *catalog.Entity {
+	sum := sha1.Sum([]byte(l.String()))
+	presence := "required"
+	if optional {
+		presence = "optional"
+	}
+	e := &catalog.Entity{
+		APIVersion: "backstage.io/v1alpha1",
+		Kind:       catalog.KindLocation,
+		Metadata: catalog.Metadata{
+			Name:      "generated-" + hex.EncodeToString(sum[:]),
+			Namespace: catalog.DefaultNamespace,
+		},
+		Spec: map[string]any{"type": l.Type, "target": l.Target, "presence": presence},
+	}
+	e.SetAnnotation(catalog.AnnotationManagedByLocation, l.String())
+	e.SetAnnotation(catalog.AnnotationManagedByOriginLocation, l.String())
+	return e
+}
+
+// Process runs one entity through its pipeline's stages, following
+// DESIGN.md's five steps, and returns the outcome to commit. It never
+// fails: problems become errors in the outcome, and a stage failure makes
+// the outcome not OK so that the last good result is kept.
+func (e *Engine) Process(ctx context.Context, st *store.State) *store.Outcome {
+	out := &store.Outcome{Ref: st.Ref, UnprocessedHash: st.UnprocessedHash, NextUpdate: e.nextUpdate()}
+	fail := func(se catalog.SerializedError) *store.Outcome {
+		out.OK = false
+		out.Errors = []catalog.SerializedError{se}
+		out.ResultHash = hashOf("failed", out.Errors)
+		return out
+	}
+	pl := e.pipelines[st.Pipeline]
+	if pl == nil {
+		return fail(catalog.SerializedError{Name: GeneralErrorName, Message: fmt.Sprintf("pipeline %q is not configured", st.Pipeline)})
+	}
+	h := pl.hooks
+	ent := &catalog.Entity{}
+	if err := json.Unmarshal(st.Unprocessed, ent); err != nil {
+		return fail(serialize(InputError("decode entity %s: %v", st.Ref, err)))
+	}
+	if err := catalog.ValidateEnvelope(ent); err != nil {
+		return fail(serialize(InputError("%v", err)))
+	}
+	loc, err := ParseLocationRef(ent.Annotation(catalog.AnnotationManagedByLocation))
+	if err != nil {
+		return fail(serialize(InputError("entity %s has no valid %s annotation: %v", st.Ref, catalog.AnnotationManagedByLocation, err)))
+	}
+	origin := ent.Annotation(catalog.AnnotationManagedByOriginLocation)
+	if _, err := ParseLocationRef(origin); err != nil {
+		return fail(serialize(InputError("entity %s has no valid %s annotation: %v", st.Ref, catalog.AnnotationManagedByOriginLocation, err)))
+	}
+	cs, err := newCaches(st.Cache)
+	if err != nil {
+		return fail(serialize(GeneralError("%v", err)))
+	}
+	r := &run{ref: st.Ref, self: ent.Ref(), loc: loc, origin: origin, seen: map[string]int{},
+		rels: map[store.Relation]struct{}{}, keys: map[string]struct{}{},
+		warn: func(msg string, args ...any) { e.log.Warn(msg, args...) }}
+	emitFor := func(done *bool) Emit {
+		return func(res Result) {
+			if *done {
+				e.log.Warn("ignoring a result emitted after its hook returned", "entity", st.Ref)
+				return
+			}
+			r.emit(res)
+		}
+	}
+
+	// 1. Pre-process.
+	for _, s := range h.pre {
+		done := false
+		next, err := s.PreProcessEntity(ctx, ent, loc, emitFor(&done), cs.forStage(s.Name()))
+		done = true
+		if err != nil {
+			return fail(stageError(s.Name(), "preProcessEntity", err))
+		}
+		if next == nil {
+			return fail(stageError(s.Name(), "preProcessEntity", errors.New("returned no entity")))
+		}
+		ent = next
+	}
+
+	// 2. Validate: policies, then the kind validators.
+	if ent.Metadata.Namespace == "" {
+		ent.Metadata.Namespace = catalog.DefaultNamespace
+	}
+	if err := catalog.ValidateFields(ent); err != nil {
+		return fail(serialize(InputError("%s: %v", st.Ref, err)))
+	}
+	if got := ent.Ref().String(); got != st.Ref {
+		return fail(catalog.SerializedError{Name: ConflictErrorName,
+			Message: fmt.Sprintf("the entity kind, namespace, or name changed during processing (%s became %s)", st.Ref, got)})
+	}
+	accepted := false
+	for _, s := range h.validators {
+		ok, err := s.ValidateEntityKind(ctx, ent)
+		if err != nil {
+			return fail(stageError(s.Name(), "validateEntityKind", err))
+		}
+		accepted = accepted || ok
+	}
+	if !accepted {
+		return fail(serialize(InputError("no stage recognized the entity %s as valid: kind %q with apiVersion %q is not a known kind, or the stage that knows it is missing from pipeline %q",
+			st.Ref, ent.Kind, ent.APIVersion, pl.Name)))
+	}
+
+	// 3. Location entities: read their targets (the engine's own step).
+	if strings.EqualFold(ent.Kind, catalog.KindLocation) {
+		if se := e.readTargets(ctx, h, ent, loc, r, cs, emitFor); se != nil {
+			return fail(*se)
+		}
+	}
+
+	// 4. Post-process.
+	for _, s := range h.post {
+		done := false
+		next, err := s.PostProcessEntity(ctx, ent, loc, emitFor(&done), cs.forStage(s.Name()))
+		done = true
+		if err != nil {
+			return fail(stageError(s.Name(), "postProcessEntity", err))
+		}
+		if next == nil {
+			return fail(stageError(s.Name(), "postProcessEntity", errors.New("returned no entity")))
+		}
+		ent = next
+	}
+
+	// 5. Outcome.
+	ent.Relations, ent.Status, ent.Metadata.UID = nil, nil, ""
+	processed, err := json.Marshal(ent)
+	if err != nil {
+		return fail(serialize(GeneralError("encode processed entity: %v", err)))
+	}
+	cache, err := cs.encode()
+	if err != nil {
+		return fail(serialize(GeneralError("%v", err)))
+	}
+	out.OK = true
+	out.Processed = processed
+	out.Errors = r.errs
+	out.Cache = cache
+	out.Children = r.children
+	out.KeepOldChildren = r.emitErr
+	for rel := range r.rels {
+		out.Relations = append(out.Relations, rel)
+	}
+	slices.SortFunc(out.Relations, func(a, b store.Relation) int {
+		return strings.Compare(a.Source+"\x00"+a.Type+"\x00"+a.Target, b.Source+"\x00"+b.Type+"\x00"+b.Target)
+	})
+	for k := range r.keys {
+		out.RefreshKeys = append(out.RefreshKeys, k)
+	}
+	slices.Sort(out.RefreshKeys)
+	childSigs := make([]string, len(out.Children))
+	for i, c := range out.Children {
+		childSigs[i] = c.Ref + " " + c.Hash + " " + c.LocationKey
+	}
+	slices.Sort(childSigs)
+	out.ResultHash = hashOf("ok", string(processed), out.Relations, childSigs, out.Errors, out.RefreshKeys, string(cache), out.KeepOldChildren)
+	return out
+}
+
+// readTargets is Backstage's special Location step: every target of the
+// Location entity, resolved against the entity's own location, is read by
+// the first stage that handles its type.
+func (e *Engine) readTargets(ctx context.Context, h *hooks, ent *catalog.Entity, loc Location, r *run, cs *caches, emitFor func(*bool) Emit) *catalog.SerializedError {
+	typ, _ := ent.Spec["type"].(string)
+	if typ == "" {
+		typ = loc.Type
+	}
+	var targets []string
+	if t, ok := ent.Spec["target"].(string); ok && t != "" {
+		targets = append(targets, t)
+	}
+	if ts, ok := ent.Spec["targets"].([]any); ok {
+		for _, t := range ts {
+			if s, ok := t.(string); ok && s != "" {
+				targets = append(targets, s)
+			}
+		}
+	}
+	optional := ent.Spec["presence"] == "optional"
+	for _, raw := range targets {
+		target, err := resolveTarget(typ, raw, loc)
+		if err != nil {
+			se := serialize(InputError("location %s: %v", ent.Ref(), err))
+			return &se
+		}
+		l := Location{Type: typ, Target: target}
+		handled := false
+		for _, s := range h.readers {
+			done := false
+			ok, err := s.ReadLocation(ctx, l, optional, emitFor(&done), cs.forTarget(s.Name(), target))
+			done = true
+			if err != nil {
+				se := stageError(s.Name(), "readLocation "+l.String(), err)
+				return &se
+			}
+			if ok {
+				handled = true
+				break
+			}
+		}
+		if !handled {
+			se := serialize(InputError("no stage was able to read location %s; add a stage that reads %q locations to the pipeline", l, typ))
+			return &se
+		}
+	}
+	return nil
+}
+
+// resolveTarget makes a Location target absolute: relative file targets
+// join the folder of the entity's own file location; relative url targets
+// resolve against its url.
+func resolveTarget(typ, target string, base Location) (string, error) {
+	switch typ {
+	case "file":
+		if strings.HasSuffix(target, "/") || strings.HasSuffix(target, string(filepath.Separator)) {
+			return "", fmt.Errorf("file target %q is a folder; name a file or a glob such as %q", target, target+"*.yaml")
+		}
+		if filepath.IsAbs(target) {
+			return filepath.Clean(target), nil
+		}
+		if base.Type != "file" {
+			return "", fmt.Errorf("relative file target %q needs a file location to resolve against, not %s", target, base)
+		}
+		return filepath.Join(filepath.Dir(base.Target), target), nil
+	case "url":
+		u, err := url.Parse(target)
+		if err != nil {
+			return "", fmt.Errorf("url target %q: %w", target, err)
+		}
+		if u.IsAbs() {
+			return target, nil
+		}
+		if base.Type != "url" {
+			return "", fmt.Errorf("relative url target %q needs a url location to resolve against, not %s", target, base)
+		}
+		b, err := url.Parse(base.Target)
+		if err != nil {
+			return "", fmt.Errorf("base url %q: %w", base.Target, err)
+		}
+		return b.ResolveReference(u).String(), nil
+	}
+	return target, nil
+}
+
+// hashOf is the sha1 of the JSON of parts; the result hash of an outcome.
+func hashOf(parts ...any) string {
+	h := sha1.New()
+	enc := json.NewEncoder(h)
+	for _, p := range parts {
+		_ = enc.Encode(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
