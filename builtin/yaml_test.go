@@ -261,41 +261,65 @@ spec:
 	}
 }
 
+// BenchmarkParseEntities parses a stream of 100 documents of two sizes:
+// "typical" is the size of Backstage's own example catalog-info.yaml files,
+// "rich" has annotations, labels, tags, links and relations on every entity.
+// The docs/s metric is per core when run with -cpu 1.
 func BenchmarkParseEntities(b *testing.B) {
-	const doc = `apiVersion: backstage.io/v1alpha1
+	b.Run("typical", func(b *testing.B) { benchParse(b, typicalDoc) })
+	b.Run("rich", func(b *testing.B) { benchParse(b, richDoc) })
+}
+
+const typicalDoc = `apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
-  name: service-%d
-  title: Service number %d
+  name: artist-web-%[1]d
+  description: The place to be, for great artists
+  annotations:
+    github.com/project-slug: example/artist-web-%[1]d
+spec:
+  type: website
+  lifecycle: production
+  owner: artist-relations-team
+  system: artist-engagement-portal
+`
+
+const richDoc = `apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: service-%[1]d
+  title: Service number %[1]d
   description: A service that does things for other services, with a long description.
   annotations:
-    github.com/project-slug: example/service-%d
+    github.com/project-slug: example/service-%[1]d
     backstage.io/techdocs-ref: dir:.
-    pagerduty.com/service-id: P%dX
+    pagerduty.com/service-id: P%[1]dX
   labels:
     tier: "1"
   tags: [go, grpc, payments]
   links:
-    - url: https://dashboard.example.com/service-%d
+    - url: https://dashboard.example.com/service-%[1]d
       title: Dashboard
       icon: dashboard
 spec:
   type: service
   lifecycle: production
-  owner: team-%d
+  owner: team-%[1]d
   system: payments
   dependsOn:
-    - resource:default/db-%d
+    - resource:default/db-%[1]d
     - component:default/auth
-  providesApis: [service-%d-api]
+  providesApis: [service-%[1]d-api]
 `
+
+func benchParse(b *testing.B, doc string) {
 	var sb strings.Builder
 	const n = 100
 	for i := range n {
 		if i > 0 {
 			sb.WriteString("---\n")
 		}
-		fmt.Fprintf(&sb, doc, i, i, i, i, i, i, i, i)
+		fmt.Fprintf(&sb, doc, i)
 	}
 	data := []byte(sb.String())
 	b.SetBytes(int64(len(data)))

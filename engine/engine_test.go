@@ -145,8 +145,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	r := &memReader{name: "mem", sources: map[string][]map[string]any{
-		"root": {location("tree", "teams", "services")},
-		"teams": {group("rockets"), group("boosters")},
+		"root":     {location("tree", "teams", "services")},
+		"teams":    {group("rockets"), group("boosters")},
 		"services": {component("orders", "rockets"), component("billing", "boosters")},
 	}, fail: map[string]error{}, emitErr: map[string]string{}}
 	tags := []*tagger{{name: "first"}, {name: "second"}}
