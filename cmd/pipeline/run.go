@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -74,10 +75,24 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	once := fs.Bool("once", false, "process everything once and exit (required until `serve` lands)")
 	dir := fs.String("config", "pipelines", "folder of *.hcl pipeline files")
 	dbPath := fs.String("db", "data/catalog.db", "bbolt file holding the catalog")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	var lf logFlags
 	lf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
+			return exitFail
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
+			return exitFail
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if !*once {
 		fmt.Fprintln(stderr, "pipeline run: only --once is supported; the long-running loop is `pipeline serve`")
