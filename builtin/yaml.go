@@ -31,6 +31,7 @@ type ParseError struct {
 	Message string
 }
 
+// Error renders "source:line: message", the form editors and CI logs link.
 func (e *ParseError) Error() string {
 	if e.Line <= 0 {
 		return e.Source + ": " + e.Message

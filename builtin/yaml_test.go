@@ -76,10 +76,13 @@ metadata: {name: c}
 		},
 		{
 			name: "field path through dotted keys and arrays",
-			data: "kind: A\nmetadata:\n  name: a\n  annotations:\n    backstage.io/x: ok\n    backstage.io/y: [1]\n  links:\n    - url: https://a\n    - title: no url\n",
-			errs: []string{
-				"cat.yaml:6: metadata.annotations.backstage.io/y: must be a string, got array",
-			},
+			data: "kind: A\nmetadata:\n  name: a\n  annotations:\n    backstage.io/x: ok\n    backstage.io/y: [1]\n",
+			errs: []string{"cat.yaml:6: metadata.annotations.backstage.io/y: must be a string, got array"},
+		},
+		{
+			name: "field path into an array",
+			data: "kind: A\nmetadata:\n  name: a\n  links:\n    - url: https://a\n    - title: no url\n      icon: x\n",
+			errs: []string{"cat.yaml:6: metadata.links[1].url: is required"},
 		},
 		{
 			name: "duplicate keys",

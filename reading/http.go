@@ -55,7 +55,7 @@ func (r *Reader) Fetch(ctx context.Context, rawURL string, o FetchOptions) (*Res
 		Header: resp.Header,
 		URL:    resp.Request.URL.String(),
 	}
-	max := r.policy.MaxBytes
+	limit := r.policy.MaxBytes
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
 		if out.ETag == "" {
@@ -68,14 +68,14 @@ func (r *Reader) Fetch(ctx context.Context, rawURL string, o FetchOptions) (*Res
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		return nil, fmt.Errorf("fetch %s: status %d: %s", rawURL, resp.StatusCode, cleanSnippet(snippet))
 	}
-	if resp.ContentLength > max {
-		return nil, fmt.Errorf("fetch %s: body of %d bytes is over the limit of %d bytes", rawURL, resp.ContentLength, max)
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("fetch %s: body of %d bytes is over the limit of %d bytes", rawURL, resp.ContentLength, limit)
 	}
 	size := int64(512)
 	if resp.ContentLength > 0 {
 		size = resp.ContentLength + 1
 	}
-	body, err := readAllLimited(resp.Body, make([]byte, 0, size), max)
+	body, err := readAllLimited(resp.Body, make([]byte, 0, size), limit)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: body %w", rawURL, unwrapURLError(err))
 	}

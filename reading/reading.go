@@ -192,14 +192,14 @@ func (r *Reader) ReadFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("read file %s: not a regular file", path)
 	}
-	max := r.policy.MaxBytes
-	if st.Size() > max {
-		return nil, fmt.Errorf("read file %s: size %d bytes is over the limit of %d bytes", path, st.Size(), max)
+	limit := r.policy.MaxBytes
+	if st.Size() > limit {
+		return nil, fmt.Errorf("read file %s: size %d bytes is over the limit of %d bytes", path, st.Size(), limit)
 	}
-	// The size may change between Stat and Read; read at most max+1 bytes
+	// The size may change between Stat and Read; read at most limit+1 bytes
 	// to notice.
 	buf := make([]byte, 0, st.Size()+1)
-	data, err := readAllLimited(f, buf, max)
+	data, err := readAllLimited(f, buf, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read file %s: %w", path, err)
 	}
@@ -274,16 +274,16 @@ func fileErr(err error) error {
 	return err
 }
 
-func readAllLimited(rd io.Reader, buf []byte, max int64) ([]byte, error) {
-	lr := &io.LimitedReader{R: rd, N: max + 1}
+func readAllLimited(rd io.Reader, buf []byte, limit int64) ([]byte, error) {
+	lr := &io.LimitedReader{R: rd, N: limit + 1}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > max {
-			return nil, fmt.Errorf("over the limit of %d bytes", max)
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("over the limit of %d bytes", limit)
 		}
 		if err == io.EOF {
 			return buf, nil

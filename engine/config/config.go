@@ -102,6 +102,13 @@ func LoadFiles(files []string, o Options) (*engine.Config, error) {
 // to the stage type.
 var stageMeta = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "type"}}}
 
+// ScriptStageType is the stage type of JavaScript stages. A stage block that
+// sets a `script` attribute and no `type` has this type, so that
+// `stage "system-x" { script = "..." }` reads naturally.
+const ScriptStageType = "script"
+
+var scriptProbe = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: ScriptStageType}}}
+
 var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "engine"},
 	{Type: "pipeline", LabelNames: []string{"name"}},
@@ -420,6 +427,9 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 			return nil
 		}
 		typ = s.AsString()
+	} else if probe, _, _ := b.Body.PartialContent(scriptProbe); probe.Attributes[ScriptStageType] != nil {
+		// A stage with a script is a JavaScript stage, whatever its name.
+		typ = ScriptStageType
 	}
 	spec, ok := l.specs[typ]
 	if !ok {
