@@ -155,9 +155,13 @@ func (e *Engine) SyncRoots() (store.CommitStats, error) {
 }
 
 // RunOnce refreshes the whole catalog once: roots are synced, every entity
-// is made due, and entities are processed in batches (workers in parallel,
-// one commit per batch) until nothing that was due when the run started, or
-// was emitted during it, is left.
+// is made due, and entities are processed in batches until nothing that was
+// due when the run started, or was emitted during it, is left.
+//
+// Processing and committing overlap: while the single writer commits batch
+// N, the workers already process batch N+1 (entities still in flight are
+// not claimed twice). An outcome made stale by its parent's commit is
+// dropped by the store and the entity is simply processed again.
 func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 	start := e.now()
 	var stats RunStats
@@ -169,25 +173,47 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 	if err := e.store.MarkAllDue(); err != nil {
 		return stats, fmt.Errorf("mark entities due: %w", err)
 	}
-	lastLog := start
-	for {
-		if err := ctx.Err(); err != nil {
-			return stats, err
+
+	var (
+		mu       sync.Mutex
+		inflight = map[string]bool{}
+	)
+	skip := func(ref string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inflight[ref]
+	}
+	type commitResult struct {
+		stats store.CommitStats
+		outs  []*store.Outcome
+		err   error
+	}
+	toCommit := make(chan []*store.Outcome)
+	committed := make(chan commitResult)
+	go func() {
+		for outs := range toCommit {
+			cs, err := e.store.Commit(outs)
+			mu.Lock()
+			for _, o := range outs {
+				delete(inflight, o.Ref)
+			}
+			mu.Unlock()
+			committed <- commitResult{cs, outs, err}
 		}
-		batch, err := e.store.Claim(start, e.cfg.Engine.BatchSize, nil)
-		if err != nil {
-			return stats, fmt.Errorf("claim due entities: %w", err)
+		close(committed)
+	}()
+	pending := 0
+	var firstErr error
+	account := func(r commitResult) {
+		pending--
+		if r.err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("commit batch: %w", r.err)
+			}
+			return
 		}
-		if len(batch) == 0 {
-			break
-		}
-		outs := e.processBatch(ctx, batch)
-		cs, err := e.store.Commit(outs)
-		if err != nil {
-			return stats, fmt.Errorf("commit batch: %w", err)
-		}
-		stats.Add(cs)
-		for _, o := range outs {
+		stats.Add(r.stats)
+		for _, o := range r.outs {
 			stats.Processed++
 			if !o.OK {
 				stats.Failed++
@@ -196,13 +222,57 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 				stats.WithErrors++
 			}
 		}
+	}
+	lastLog := start
+	for firstErr == nil {
+		if err := ctx.Err(); err != nil {
+			firstErr = err
+			break
+		}
+		batch, err := e.store.Claim(start, e.cfg.Engine.BatchSize, skip)
+		if err != nil {
+			firstErr = fmt.Errorf("claim due entities: %w", err)
+			break
+		}
+		if len(batch) == 0 {
+			if pending == 0 {
+				break
+			}
+			// What is due may depend on the commit in flight.
+			account(<-committed)
+			continue
+		}
+		mu.Lock()
+		for _, st := range batch {
+			inflight[st.Ref] = true
+		}
+		mu.Unlock()
+		outs := e.processBatch(ctx, batch)
+		// Hand over to the writer; collect a finished commit first if the
+		// writer is busy, so that at most one batch waits.
+		for sent := false; !sent; {
+			select {
+			case toCommit <- outs:
+				sent = true
+				pending++
+			case r := <-committed:
+				account(r)
+			}
+		}
 		if now := e.now(); now.Sub(lastLog) >= 2*time.Second {
 			lastLog = now
 			e.log.Info("ingesting", "processed", stats.Processed, "created", stats.Created,
 				"per_second", int(float64(stats.Processed)/now.Sub(start).Seconds()))
 		}
 	}
+	close(toCommit)
+	for r := range committed {
+		account(r)
+	}
 	stats.Duration = e.now().Sub(start)
+	if firstErr != nil {
+		return stats, firstErr
+	}
 	for _, c := range stats.Conflicts {
 		e.log.Warn("conflicting entity ref", "entity", c.Ref, "owned_by", c.ExistingKey, "claimed_by", c.NewKey)
 	}

@@ -278,7 +278,8 @@ func (e *Engine) Process(ctx context.Context, st *store.State) *store.Outcome {
 	}
 
 	// 5. Outcome.
-	ent.Relations, ent.Status, ent.Metadata.UID = nil, nil, ""
+	// The store adds relations, status, uid and etag when it stitches.
+	ent.Relations, ent.Status, ent.Metadata.UID, ent.Metadata.Etag = nil, nil, "", ""
 	processed, err := json.Marshal(ent)
 	if err != nil {
 		return fail(serialize(GeneralError("encode processed entity: %v", err)))

@@ -32,7 +32,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 var (
 	rootBucket      = []byte("v1")
@@ -118,7 +118,7 @@ func (d *DB) init() error {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
 		case string(v) != schemaVersion:
-			return fmt.Errorf("schema version %q is not supported (want %q)", v, schemaVersion)
+			return fmt.Errorf("schema version %q is not supported (want %q); the catalog is rebuilt from its sources, so delete the file and run again", v, schemaVersion)
 		}
 		return nil
 	})

@@ -164,7 +164,11 @@ func (w *writer) commitOne(o *Outcome) error {
 		}
 		return w.requeue(o.Ref, next)
 	}
-	st.Processed = o.Processed
+	processed, err := sanitizeProcessed(o.Processed)
+	if err != nil {
+		return err
+	}
+	st.Processed = processed
 	st.Cache = o.Cache
 	st.RefreshKeys = o.RefreshKeys
 	if err := w.syncRelations(o.Ref, o.Relations); err != nil {
@@ -413,19 +417,11 @@ func (b *buckets) getState(ref string) (*State, error) {
 	if v == nil {
 		return nil, nil
 	}
-	st := &State{Ref: ref}
-	if err := json.Unmarshal(v, st); err != nil {
-		return nil, fmt.Errorf("decode state of %s: %w", ref, err)
-	}
-	return st, nil
+	return decodeState(ref, v)
 }
 
 func (b *buckets) putState(st *State) error {
-	v, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode state of %s: %w", st.Ref, err)
-	}
-	return b.state.Put([]byte(st.Ref), v)
+	return b.state.Put([]byte(st.Ref), encodeState(st))
 }
 
 // requeue moves ref's queue entry to time nanos.
@@ -455,4 +451,35 @@ func (d *DB) NextUpdate(ref string) (t time.Time, ok bool, err error) {
 		return nil
 	})
 	return t, ok, err
+}
+
+// servedKeys are added by stitching; a processed entity must not carry them.
+var servedKeys = [][]byte{[]byte(`"uid":`), []byte(`"etag":`), []byte(`"relations":`), []byte(`"status":`)}
+
+// sanitizeProcessed drops metadata.uid, metadata.etag, relations and status
+// from a processed entity, because stitching splices its own in. The engine
+// never writes them, so the decode is only paid when one of the keys
+// appears anywhere in the document.
+func sanitizeProcessed(p json.RawMessage) (json.RawMessage, error) {
+	found := false
+	for _, k := range servedKeys {
+		if bytes.Contains(p, k) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return p, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(p, &m); err != nil {
+		return nil, fmt.Errorf("processed entity is not a JSON object: %w", err)
+	}
+	delete(m, "relations")
+	delete(m, "status")
+	if md, ok := m["metadata"].(map[string]any); ok {
+		delete(md, "uid")
+		delete(md, "etag")
+	}
+	return json.Marshal(m)
 }

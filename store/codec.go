@@ -1,0 +1,136 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/catalog-pipeline/pipeline/catalog"
+)
+
+// State records are read and written for every entity on every pass, so
+// they use a compact binary form instead of JSON: JSON re-validates the
+// embedded raw entity documents on every encode, which profiling showed as
+// the single largest cost of a commit. Layout: a version byte, then each
+// field as a uvarint length followed by its bytes, lists as a uvarint count
+// followed by their items.
+const stateCodecVersion = 1
+
+var errCorrupt = errors.New("corrupt state record")
+
+func encodeState(st *State) []byte {
+	n := 1 + len(st.UID) + len(st.Pipeline) + len(st.Unprocessed) + len(st.UnprocessedHash) +
+		len(st.Processed) + len(st.ResultHash) + len(st.LocationKey) + len(st.Cache) + 16*binary.MaxVarintLen32
+	for _, e := range st.Errors {
+		n += len(e.Name) + len(e.Message) + len(e.Stack) + 3*binary.MaxVarintLen32
+	}
+	for _, k := range st.RefreshKeys {
+		n += len(k) + binary.MaxVarintLen32
+	}
+	b := make([]byte, 0, n)
+	b = append(b, stateCodecVersion)
+	for _, s := range []string{st.UID, st.Pipeline} {
+		b = appendString(b, s)
+	}
+	b = appendBytes(b, st.Unprocessed)
+	b = appendString(b, st.UnprocessedHash)
+	b = appendBytes(b, st.Processed)
+	b = appendString(b, st.ResultHash)
+	b = binary.AppendUvarint(b, uint64(len(st.Errors)))
+	for _, e := range st.Errors {
+		b = appendString(appendString(appendString(b, e.Name), e.Message), e.Stack)
+	}
+	b = appendString(b, st.LocationKey)
+	b = appendBytes(b, st.Cache)
+	b = binary.AppendUvarint(b, uint64(len(st.RefreshKeys)))
+	for _, k := range st.RefreshKeys {
+		b = appendString(b, k)
+	}
+	return b
+}
+
+func decodeState(ref string, v []byte) (*State, error) {
+	if len(v) == 0 || v[0] != stateCodecVersion {
+		return nil, fmt.Errorf("decode state of %s: %w (unknown version)", ref, errCorrupt)
+	}
+	d := decoder{b: v[1:]}
+	st := &State{Ref: ref}
+	st.UID = d.str()
+	st.Pipeline = d.str()
+	st.Unprocessed = d.bytes()
+	st.UnprocessedHash = d.str()
+	st.Processed = d.bytes()
+	st.ResultHash = d.str()
+	if n := d.count(); n > 0 {
+		st.Errors = make([]catalog.SerializedError, n)
+		for i := range st.Errors {
+			st.Errors[i] = catalog.SerializedError{Name: d.str(), Message: d.str(), Stack: d.str()}
+		}
+	}
+	st.LocationKey = d.str()
+	st.Cache = d.bytes()
+	if n := d.count(); n > 0 {
+		st.RefreshKeys = make([]string, n)
+		for i := range st.RefreshKeys {
+			st.RefreshKeys[i] = d.str()
+		}
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("decode state of %s: %w", ref, d.err)
+	}
+	return st, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendBytes(b, s []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// decoder reads the fields back; the first error sticks and later reads
+// return zero values, so callers check once at the end.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) raw() []byte {
+	if d.err != nil {
+		return nil
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || uint64(len(d.b)-k) < n {
+		d.err = errCorrupt
+		return nil
+	}
+	out := d.b[k : k+int(n)]
+	d.b = d.b[k+int(n):]
+	return out
+}
+
+func (d *decoder) str() string { return string(d.raw()) }
+
+// bytes copies, because bbolt's value memory is only valid inside the
+// transaction. An empty field decodes as nil.
+func (d *decoder) bytes() []byte {
+	r := d.raw()
+	if len(r) == 0 {
+		return nil
+	}
+	return append([]byte(nil), r...)
+}
+
+func (d *decoder) count() int {
+	if d.err != nil {
+		return 0
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[k:]
+	return int(n)
+}
