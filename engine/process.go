@@ -109,6 +109,10 @@ func (r *run) addChild(t EntityResult) {
 		return
 	}
 	ref := e.Ref()
+	if strings.ContainsFunc(ref.String(), func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		r.emit(ErrorResult{Location: t.Location, Err: InputError("invalid entity at %s: its ref %q contains control characters", t.Location, ref.String())})
+		return
+	}
 	if ref.Equal(r.self) {
 		r.warn("ignoring an entity that emits itself", "entity", r.ref, "location", t.Location.String())
 		return

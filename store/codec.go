@@ -20,7 +20,7 @@ var errCorrupt = errors.New("corrupt state record")
 
 func encodeState(st *State) []byte {
 	n := 1 + len(st.UID) + len(st.Pipeline) + len(st.Unprocessed) + len(st.UnprocessedHash) +
-		len(st.Processed) + len(st.ResultHash) + len(st.LocationKey) + len(st.Cache) + 16*binary.MaxVarintLen32
+		len(st.Processed) + len(st.ResultHash) + len(st.LocationKey) + len(st.Cache) + len(st.Root) + len(st.Contender) + 16*binary.MaxVarintLen32
 	for _, e := range st.Errors {
 		n += len(e.Name) + len(e.Message) + len(e.Stack) + 3*binary.MaxVarintLen32
 	}
@@ -46,6 +46,9 @@ func encodeState(st *State) []byte {
 	for _, k := range st.RefreshKeys {
 		b = appendString(b, k)
 	}
+	b = appendString(b, st.Root)
+	b = binary.AppendUvarint(b, uint64(st.Failures))
+	b = appendString(b, st.Contender)
 	return b
 }
 
@@ -75,6 +78,9 @@ func decodeState(ref string, v []byte) (*State, error) {
 			st.RefreshKeys[i] = d.str()
 		}
 	}
+	st.Root = d.str()
+	st.Failures = d.count()
+	st.Contender = d.str()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode state of %s: %w", ref, d.err)
 	}

@@ -114,12 +114,20 @@ func (d *DB) Summarize() (Summary, error) {
 		s.States = b.state.Stats().KeyN
 		s.WithErrors = b.errs.Stats().KeyN
 		var last []byte
+		var lastSource string
+		var served bool
 		c = b.bySource.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			sig := k[:bytes.LastIndexByte(k, 0)]
-			if !bytes.Equal(sig, last) {
+			if bytes.Equal(sig, last) {
+				continue
+			}
+			last = append(last[:0], sig...)
+			if src := string(k[:bytes.IndexByte(k, 0)]); src != lastSource {
+				lastSource, served = src, b.final.Get([]byte(src)) != nil
+			}
+			if served {
 				s.Relations++
-				last = append(last[:0], sig...)
 			}
 		}
 		return nil

@@ -19,6 +19,15 @@ type State struct {
 	// Pipeline names the pipeline whose stages process the entity; children
 	// inherit their parent's.
 	Pipeline string `json:"pipeline"`
+	// Root is the location key of the configured or registered location the
+	// entity descends from; children inherit it. The engine uses it for
+	// per-location refresh intervals.
+	Root string `json:"root,omitempty"`
+	// Failures counts consecutive failed runs, for the retry backoff.
+	Failures int `json:"failures,omitempty"`
+	// Contender is the parent that last lost a location-key conflict over
+	// this entity; it is made due when the owner lets go.
+	Contender string `json:"contender,omitempty"`
 	// Unprocessed is the entity as emitted, with location annotations.
 	Unprocessed     json.RawMessage `json:"unprocessed"`
 	UnprocessedHash string          `json:"unprocessedHash"`
@@ -74,7 +83,12 @@ type Outcome struct {
 	// that was emitted before but not now is kept rather than orphaned,
 	// because its source may only be unreadable for the moment.
 	KeepOldChildren bool
-	RefreshKeys     []string
+	// KeepLocations keeps previously emitted children whose location key is
+	// listed, even if not emitted now: their source failed to read. Children
+	// of other locations that are gone are pruned at once (a deleted file's
+	// entities disappear on the next run).
+	KeepLocations []string
+	RefreshKeys   []string
 	// NextUpdate is when the entity is due again.
 	NextUpdate time.Time
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"crypto/sha1"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -39,7 +40,10 @@ func (w *writer) stitchAll() error {
 	return nil
 }
 
-var metadataKey = []byte(`"metadata":{`)
+var (
+	metadataKey    = []byte(`"metadata":{`)
+	annotationsKey = []byte(`"annotations":{`)
+)
 
 // stitchOne builds the served entity: the processed entity, every relation
 // whose source it is (whoever emitted it), its errors as status.items, a
@@ -75,19 +79,29 @@ func (w *writer) stitchOne(ref string) error {
 		rels = append(rels, bytes.Clone(tt))
 	}
 
+	// With the "keep" strategy, an entity no parent emits any more is
+	// served with the orphan annotation, as Backstage does.
+	orphan := w.keepOrphans && !w.hasParents(ref)
+
+	// Every part is length-prefixed so that no two different entities can
+	// feed the hash the same bytes.
 	h := sha1.New()
-	h.Write(p)
-	h.Write([]byte{0})
-	h.Write([]byte(st.UID))
+	var lb [binary.MaxVarintLen64]byte
+	part := func(b []byte) {
+		h.Write(binary.AppendUvarint(lb[:0], uint64(len(b))))
+		h.Write(b)
+	}
+	part(p)
+	part([]byte(st.UID))
+	if orphan {
+		part([]byte(catalog.AnnotationOrphan))
+	}
 	for _, r := range rels {
-		h.Write([]byte{0})
-		h.Write(r)
+		part(r)
 	}
 	for _, e := range st.Errors {
-		h.Write([]byte{1})
-		h.Write([]byte(e.Name))
-		h.Write([]byte{0})
-		h.Write([]byte(e.Message))
+		part([]byte(e.Name))
+		part([]byte(e.Message))
 	}
 	var sum [sha1.Size]byte
 	etag := hex.EncodeToString(h.Sum(sum[:0]))
@@ -103,10 +117,24 @@ func (w *writer) stitchOne(ref string) error {
 	out = append(out, etag...)
 	out = append(out, `","uid":`...)
 	out = appendJSONString(out, st.UID)
-	if p[mEnd] != '}' {
+	rest := p[mEnd : len(p)-1]
+	if orphan {
+		out = append(out, `,"annotations":{"`+catalog.AnnotationOrphan+`":"true"`...)
+		if bytes.HasPrefix(rest, annotationsKey) {
+			rest = rest[len(annotationsKey):]
+			if rest[0] != '}' {
+				out = append(out, ',')
+			}
+		} else {
+			out = append(out, '}')
+			if rest[0] != '}' {
+				out = append(out, ',')
+			}
+		}
+	} else if rest[0] != '}' {
 		out = append(out, ',')
 	}
-	out = append(out, p[mEnd:len(p)-1]...)
+	out = append(out, rest...)
 	out = append(out, `,"relations":[`...)
 	for i, r := range rels {
 		if i > 0 {

@@ -26,13 +26,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "2"
+const schemaVersion = "3"
 
 var (
 	rootBucket      = []byte("v1")
@@ -53,14 +54,29 @@ var (
 )
 
 // ProviderPrefix marks the parent key of root entities: a root is a child of
-// "provider:<pipeline name>", so that a pipeline can own and prune its roots.
-const ProviderPrefix = "provider:"
+// ProviderPrefix + "<pipeline name>", so that a pipeline can own and prune
+// its roots. It starts with a control byte so that no entity ref (refs are
+// refused when they contain control characters) can share it.
+const ProviderPrefix = "\x01provider:"
 
 // DB is an open catalog file. Reads may run concurrently; writes go through
 // the caller's single writer (bbolt allows one writer at a time anyway).
 type DB struct {
-	bolt *bolt.DB
-	path string
+	bolt        *bolt.DB
+	path        string
+	writes      atomic.Int64
+	keepOrphans atomic.Bool
+}
+
+// SetKeepOrphans chooses the orphan strategy: false (the default, like
+// Backstage's "delete") deletes an entity no parent emits any more, with
+// its subtree; true keeps it, annotated backstage.io/orphan: "true".
+func (d *DB) SetKeepOrphans(keep bool) { d.keepOrphans.Store(keep) }
+
+// boltUpdate runs one write transaction and counts it.
+func (d *DB) boltUpdate(fn func(*bolt.Tx) error) error {
+	d.writes.Add(1)
+	return d.bolt.Update(fn)
 }
 
 // Options tune how the file is opened.
@@ -141,8 +157,7 @@ func (d *DB) Size() int64 {
 // the file was opened; tests use it to prove that unchanged work writes
 // nothing.
 func (d *DB) WriteTxCount() int {
-	s := d.bolt.Stats()
-	return int(s.TxStats.GetWrite())
+	return int(d.writes.Load())
 }
 
 // buckets gives typed access to the sub-buckets inside one transaction.

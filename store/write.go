@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,14 +16,15 @@ import (
 // entity must be rebuilt before commit, and the running statistics.
 type writer struct {
 	*buckets
-	stitch map[string]struct{}
-	stats  CommitStats
+	stitch      map[string]struct{}
+	stats       CommitStats
+	keepOrphans bool
 }
 
 func (d *DB) update(fn func(w *writer) error) (CommitStats, error) {
 	var stats CommitStats
-	err := d.bolt.Update(func(tx *bolt.Tx) error {
-		w := &writer{buckets: open(tx), stitch: map[string]struct{}{}}
+	err := d.boltUpdate(func(tx *bolt.Tx) error {
+		w := &writer{buckets: open(tx), stitch: map[string]struct{}{}, keepOrphans: d.keepOrphans.Load()}
 		if err := fn(w); err != nil {
 			return err
 		}
@@ -59,13 +61,13 @@ func (d *DB) ApplyRoots(provider, pipeline string, roots []Child) (CommitStats, 
 	return d.update(func(w *writer) error {
 		keep := make(map[string]bool, len(roots))
 		for _, c := range roots {
-			if ok, err := w.upsertChild(provider, pipeline, c); err != nil {
+			if ok, err := w.upsertChild(provider, pipeline, c.LocationKey, c); err != nil {
 				return err
 			} else if ok {
 				keep[c.Ref] = true
 			}
 		}
-		return w.pruneChildren(provider, keep)
+		return w.pruneChildren(provider, keep, nil)
 	})
 }
 
@@ -89,7 +91,7 @@ func (d *DB) Providers() ([]string, error) {
 // MarkAllDue makes every entity due now; a one-shot run uses it so that the
 // whole catalog is refreshed, not only what changed.
 func (d *DB) MarkAllDue() error {
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.boltUpdate(func(tx *bolt.Tx) error {
 		b := open(tx)
 		var refs [][]byte
 		c := b.schedule.Cursor()
@@ -132,7 +134,10 @@ func (d *DB) DeleteEntity(ref string) (CommitStats, error) {
 				}
 			}
 		}
-		return w.deleteTree(ref)
+		if w.state.Get([]byte(ref)) == nil {
+			return nil
+		}
+		return w.pruneForced(ref)
 	})
 }
 
@@ -148,6 +153,14 @@ func (w *writer) commitOne(o *Outcome) error {
 	next := o.NextUpdate.UnixNano()
 	if o.ResultHash != "" && o.ResultHash == st.ResultHash {
 		w.stats.Unchanged++
+		if !o.OK {
+			// The same failure again: only the failure count moves, which
+			// the engine's retry backoff reads.
+			st.Failures++
+			if err := w.putState(st); err != nil {
+				return err
+			}
+		}
 		return w.requeue(o.Ref, next)
 	}
 	w.stats.Written++
@@ -159,11 +172,13 @@ func (w *writer) commitOne(o *Outcome) error {
 	w.stitch[o.Ref] = struct{}{}
 	if !o.OK {
 		// Keep the last good processed entity, children and relations.
+		st.Failures++
 		if err := w.putState(st); err != nil {
 			return err
 		}
 		return w.requeue(o.Ref, next)
 	}
+	st.Failures = 0
 	processed, err := sanitizeProcessed(o.Processed)
 	if err != nil {
 		return err
@@ -177,7 +192,7 @@ func (w *writer) commitOne(o *Outcome) error {
 	keep := make(map[string]bool, len(o.Children))
 	var conflicted bool
 	for _, c := range o.Children {
-		owned, err := w.upsertChild(o.Ref, st.Pipeline, c)
+		owned, err := w.upsertChild(o.Ref, st.Pipeline, st.Root, c)
 		if err != nil {
 			return err
 		}
@@ -199,7 +214,11 @@ func (w *writer) commitOne(o *Outcome) error {
 		}
 	}
 	if !o.KeepOldChildren {
-		if err := w.pruneChildren(o.Ref, keep); err != nil {
+		keepLoc := make(map[string]bool, len(o.KeepLocations))
+		for _, l := range o.KeepLocations {
+			keepLoc[l] = true
+		}
+		if err := w.pruneChildren(o.Ref, keep, keepLoc); err != nil {
 			return err
 		}
 	}
@@ -210,15 +229,17 @@ func (w *writer) commitOne(o *Outcome) error {
 }
 
 // upsertChild creates or updates child c of parent. It returns false when c
-// is owned by another location key (a conflict) and was left untouched.
-func (w *writer) upsertChild(parent, pipeline string, c Child) (bool, error) {
+// is owned by another location key (a conflict) and was left untouched; the
+// parent is then remembered as the contender, made due when the owner lets
+// go so that a moved entity does not stay stuck.
+func (w *writer) upsertChild(parent, pipeline, root string, c Child) (bool, error) {
 	st, err := w.getState(c.Ref)
 	if err != nil {
 		return false, err
 	}
 	switch {
 	case st == nil:
-		st = &State{Ref: c.Ref, UID: uuid.NewString(), Pipeline: pipeline,
+		st = &State{Ref: c.Ref, UID: uuid.NewString(), Pipeline: pipeline, Root: root,
 			Unprocessed: c.Entity, UnprocessedHash: c.Hash, LocationKey: c.LocationKey}
 		if err := w.uids.Put([]byte(st.UID), []byte(c.Ref)); err != nil {
 			return false, err
@@ -230,11 +251,20 @@ func (w *writer) upsertChild(parent, pipeline string, c Child) (bool, error) {
 			return false, err
 		}
 		w.stats.Created++
-	case st.LocationKey != "" && st.LocationKey != c.LocationKey:
+	case st.LocationKey != "" && st.LocationKey != c.LocationKey && (w.edges.Get(join(parent, c.Ref)) != nil || w.hasParents(c.Ref)):
 		w.stats.Conflicts = append(w.stats.Conflicts, Conflict{Ref: c.Ref, Parent: parent, ExistingKey: st.LocationKey, NewKey: c.LocationKey})
+		if st.Contender != parent {
+			st.Contender = parent
+			if err := w.putState(st); err != nil {
+				return false, err
+			}
+		}
 		return false, nil
-	case st.UnprocessedHash != c.Hash || st.LocationKey != c.LocationKey || st.Pipeline != pipeline:
-		st.Unprocessed, st.UnprocessedHash, st.LocationKey, st.Pipeline = c.Entity, c.Hash, c.LocationKey, pipeline
+	case st.UnprocessedHash != c.Hash || st.LocationKey != c.LocationKey || st.Pipeline != pipeline || st.Root != root || st.Contender != "":
+		// Updated, or taken over: an orphan (no parent left, kept by the
+		// "keep" strategy) may be claimed by any location.
+		st.Unprocessed, st.UnprocessedHash, st.LocationKey, st.Pipeline, st.Root = c.Entity, c.Hash, c.LocationKey, pipeline, root
+		st.Contender = ""
 		if err := w.putState(st); err != nil {
 			return false, err
 		}
@@ -255,9 +285,10 @@ func (w *writer) upsertChild(parent, pipeline string, c Child) (bool, error) {
 	return true, nil
 }
 
-// pruneChildren drops the edges from parent to children not in keep, and
-// deletes every child left without any parent, with its subtree.
-func (w *writer) pruneChildren(parent string, keep map[string]bool) error {
+// pruneChildren drops the edges from parent to children not in keep
+// (children whose location key is in keepLoc stay too: their source failed
+// to read this time), then prunes what lost its last parent.
+func (w *writer) pruneChildren(parent string, keep, keepLoc map[string]bool) error {
 	p := prefix(parent)
 	var gone []string
 	c := w.edges.Cursor()
@@ -267,19 +298,28 @@ func (w *writer) pruneChildren(parent string, keep map[string]bool) error {
 		}
 	}
 	for _, child := range gone {
-		if err := w.edges.Delete(join(parent, child)); err != nil {
-			return err
-		}
-		if err := w.parents.Delete(join(child, parent)); err != nil {
-			return err
-		}
-		if !w.hasParents(child) {
-			if err := w.deleteTree(child); err != nil {
+		if len(keepLoc) > 0 {
+			if st, err := w.getState(child); err != nil {
 				return err
+			} else if st != nil && keepLoc[st.LocationKey] {
+				continue
 			}
+		}
+		if err := w.unlink(parent, child); err != nil {
+			return err
+		}
+		if err := w.prune(child); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (w *writer) unlink(parent, child string) error {
+	if err := w.edges.Delete(join(parent, child)); err != nil {
+		return err
+	}
+	return w.parents.Delete(join(child, parent))
 }
 
 func (w *writer) hasParents(ref string) bool {
@@ -288,35 +328,135 @@ func (w *writer) hasParents(ref string) bool {
 	return k != nil && bytes.HasPrefix(k, p)
 }
 
-// deleteTree deletes ref and every descendant that no surviving entity
-// still parents (eager pruning, like Backstage's provider removals).
-func (w *writer) deleteTree(ref string) error {
-	stack := []string{ref}
-	for len(stack) > 0 {
-		cur := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		p := prefix(cur)
-		var kids []string
-		c := w.edges.Cursor()
-		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			kids = append(kids, string(k[len(p):]))
+func (w *writer) children(ref string) []string {
+	p := prefix(ref)
+	var out []string
+	c := w.edges.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		out = append(out, string(k[len(p):]))
+	}
+	return out
+}
+
+func (w *writer) parentsOf(ref string) []string {
+	p := prefix(ref)
+	var out []string
+	c := w.parents.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		out = append(out, string(k[len(p):]))
+	}
+	return out
+}
+
+// prune handles ref after it lost a parent. With the "keep" strategy an
+// entity left without parents stays, marked as an orphan when stitched.
+// Otherwise ref and its subtree are deleted, except the part still
+// reachable from a parent outside the subtree (eager pruning: a cycle of
+// Location entities does not keep itself alive).
+func (w *writer) prune(ref string) error {
+	if w.keepOrphans {
+		if !w.hasParents(ref) {
+			w.stitch[ref] = struct{}{}
+			if err := w.wakeContender(ref); err != nil {
+				return err
+			}
 		}
-		for _, kid := range kids {
-			if err := w.edges.Delete(join(cur, kid)); err != nil {
-				return err
+		return nil
+	}
+	// The candidate subtree.
+	in := map[string]bool{ref: true}
+	order := []string{ref}
+	for i := 0; i < len(order); i++ {
+		for _, kid := range w.children(order[i]) {
+			if !in[kid] {
+				in[kid] = true
+				order = append(order, kid)
 			}
-			if err := w.parents.Delete(join(kid, cur)); err != nil {
-				return err
+		}
+	}
+	// What a parent outside the subtree still holds survives, with
+	// everything it reaches.
+	alive := map[string]bool{}
+	var stack []string
+	for _, n := range order {
+		for _, p := range w.parentsOf(n) {
+			if !in[p] {
+				alive[n] = true
+				stack = append(stack, n)
+				break
 			}
-			if !w.hasParents(kid) {
+		}
+	}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, kid := range w.children(n) {
+			if in[kid] && !alive[kid] {
+				alive[kid] = true
 				stack = append(stack, kid)
 			}
 		}
-		if err := w.deleteOne(cur); err != nil {
+	}
+	for _, n := range order {
+		if alive[n] {
+			continue
+		}
+		for _, kid := range w.children(n) {
+			if err := w.unlink(n, kid); err != nil {
+				return err
+			}
+			if alive[kid] {
+				w.stitch[kid] = struct{}{}
+			}
+		}
+		for _, p := range w.parentsOf(n) {
+			if err := w.unlink(p, n); err != nil {
+				return err
+			}
+		}
+		if err := w.wakeContender(n); err != nil {
+			return err
+		}
+		if err := w.deleteOne(n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// pruneForced deletes ref whatever the orphan strategy (an explicit delete)
+// and prunes its subtree by the strategy.
+func (w *writer) pruneForced(ref string) error {
+	if !w.keepOrphans {
+		return w.prune(ref)
+	}
+	for _, kid := range w.children(ref) {
+		if err := w.unlink(ref, kid); err != nil {
+			return err
+		}
+		if err := w.prune(kid); err != nil {
+			return err
+		}
+	}
+	for _, p := range w.parentsOf(ref) {
+		if err := w.unlink(p, ref); err != nil {
+			return err
+		}
+	}
+	return w.deleteOne(ref)
+}
+
+// wakeContender makes the location that lost a conflict over ref due now,
+// so that it claims ref on its next run instead of an interval later.
+func (w *writer) wakeContender(ref string) error {
+	st, err := w.getState(ref)
+	if err != nil || st == nil || st.Contender == "" {
+		return err
+	}
+	if strings.HasPrefix(st.Contender, ProviderPrefix) || w.state.Get([]byte(st.Contender)) == nil {
+		return nil
+	}
+	return w.forceRerun(st.Contender)
 }
 
 func (w *writer) deleteOne(ref string) error {
