@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/catalog-pipeline/pipeline/store"
@@ -21,24 +24,39 @@ type Store interface {
 	Providers() ([]string, error)
 	MarkAllDue() error
 	Claim(horizon time.Time, limit int, skip func(ref string) bool) ([]*store.State, error)
+	NextDue() (time.Time, bool, error)
 	Commit(outs []*store.Outcome) (store.CommitStats, error)
+	SetKeepOrphans(keep bool)
 }
 
-// Engine processes the entities of a Config against a Store.
+// Engine processes the entities of a Config against a Store. Its
+// configuration can be swapped while it runs (Reload); everything that
+// depends on it hangs off one atomically replaced runtime.
 type Engine struct {
-	cfg       *Config
-	store     Store
-	log       *slog.Logger
-	pipelines map[string]*pipelineRT
+	store Store
+	log   *slog.Logger
+	rt    atomic.Pointer[runtimeConfig]
+	// wake nudges an idle Serve loop: new work, a reload, a refresh.
+	wake chan struct{}
 
 	mu  sync.Mutex
 	rnd *rand.Rand
 	now func() time.Time
 }
 
+// runtimeConfig is a Config prepared for processing.
+type runtimeConfig struct {
+	cfg       *Config
+	pipelines map[string]*pipelineRT
+}
+
 type pipelineRT struct {
 	*Pipeline
 	hooks *hooks
+	// refresh is the schedule per root location key, and def the
+	// pipeline's own.
+	refresh map[string]Refresh
+	def     Refresh
 }
 
 // New prepares an engine. It does not touch the store.
@@ -46,35 +64,126 @@ func New(cfg *Config, st Store, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{cfg: cfg, store: st, log: log, pipelines: map[string]*pipelineRT{},
+	e := &Engine{store: st, log: log, wake: make(chan struct{}, 1),
 		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)), now: time.Now}
-	def := DefaultSettings()
-	if e.cfg.Engine.Workers <= 0 {
-		e.cfg.Engine.Workers = def.Workers
-	}
-	if e.cfg.Engine.BatchSize <= 0 {
-		e.cfg.Engine.BatchSize = def.BatchSize
-	}
-	for _, p := range cfg.Pipelines {
-		e.pipelines[p.Name] = &pipelineRT{Pipeline: p, hooks: hooksOf(p)}
-	}
+	e.install(cfg)
 	return e
 }
 
-// nextUpdate draws the next refresh time: now + Interval + [0, Jitter).
-func (e *Engine) nextUpdate() time.Time {
-	s := e.cfg.Engine
-	d := s.Interval
-	if s.Jitter > 0 {
+// install prepares cfg and makes it the configuration new work uses.
+func (e *Engine) install(cfg *Config) {
+	def := DefaultSettings()
+	if cfg.Engine.Workers <= 0 {
+		cfg.Engine.Workers = def.Workers
+	}
+	if cfg.Engine.BatchSize <= 0 {
+		cfg.Engine.BatchSize = def.BatchSize
+	}
+	if cfg.Engine.Refresh == (Refresh{}) {
+		cfg.Engine.Refresh = def.Refresh
+	}
+	if cfg.Engine.Orphans == "" {
+		cfg.Engine.Orphans = def.Orphans
+	}
+	rt := &runtimeConfig{cfg: cfg, pipelines: map[string]*pipelineRT{}}
+	for _, p := range cfg.Pipelines {
+		prt := &pipelineRT{Pipeline: p, hooks: hooksOf(p), refresh: map[string]Refresh{}, def: cfg.Engine.Refresh}
+		if p.Refresh != nil {
+			prt.def = *p.Refresh
+		}
+		for _, l := range p.Locations {
+			if l.Refresh != nil {
+				prt.refresh[rootKey(l.Location)] = *l.Refresh
+			}
+		}
+		rt.pipelines[p.Name] = prt
+	}
+	e.store.SetKeepOrphans(cfg.Engine.Orphans == OrphansKeep)
+	e.rt.Store(rt)
+}
+
+// Config returns the configuration in use.
+func (e *Engine) Config() *Config { return e.rt.Load().cfg }
+
+// Reload swaps in a new, already validated configuration: new locations are
+// ingested at once, removed ones have their subtrees pruned. Entities being
+// processed finish with the stages they started with.
+func (e *Engine) Reload(cfg *Config) error {
+	e.install(cfg)
+	_, err := e.SyncRoots()
+	e.Wake()
+	return err
+}
+
+// Wake makes an idle Serve loop look for due work now.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// never is the next-update time of entities whose refresh is off: they are
+// processed again only when they change or are refreshed explicitly.
+var never = time.Unix(0, math.MaxInt64)
+
+// Retry backoff after a failed run: 5 s, doubling, capped at the entity's
+// refresh interval (or at maxBackoff when refresh is off).
+const (
+	baseBackoff = 5 * time.Second
+	maxBackoff  = 10 * time.Minute
+)
+
+// schedule returns the refresh schedule of an entity, by its pipeline and
+// root location.
+func (e *Engine) schedule(rt *runtimeConfig, pipeline, root string) Refresh {
+	if p := rt.pipelines[pipeline]; p != nil {
+		if r, ok := p.refresh[root]; ok {
+			return r
+		}
+		return p.def
+	}
+	return rt.cfg.Engine.Refresh
+}
+
+// nextUpdate draws when st is due again after a run that ok-ed or failed:
+// the schedule's interval plus jitter, or a backoff that grows with the
+// consecutive failures.
+func (e *Engine) nextUpdate(rt *runtimeConfig, st *store.State, ok bool) time.Time {
+	r := e.schedule(rt, st.Pipeline, st.Root)
+	now := e.now()
+	if !ok {
+		limit := maxBackoff
+		if !r.Off && r.Interval > 0 {
+			limit = r.Interval
+		}
+		d := baseBackoff << min(st.Failures, 20)
+		return now.Add(min(d, limit))
+	}
+	if r.Off {
+		return never
+	}
+	d := r.Interval
+	if r.Jitter > 0 {
 		e.mu.Lock()
-		d += time.Duration(e.rnd.Int64N(int64(s.Jitter)))
+		d += time.Duration(e.rnd.Int64N(int64(r.Jitter)))
 		e.mu.Unlock()
 	}
-	return e.now().Add(d)
+	return now.Add(d)
 }
 
 // ProviderKey is the parent key that owns a pipeline's root entities.
 func ProviderKey(pipeline string) string { return store.ProviderPrefix + pipeline }
+
+// rootKey is the key of a root location as stored in store.State.Root.
+func rootKey(l Location) string {
+	if l.Type == "file" && !filepath.IsAbs(l.Target) {
+		if abs, err := filepath.Abs(l.Target); err == nil {
+			l.Target = abs
+		}
+	}
+	return l.String()
+}
 
 // RootEntities are the Location entities of a pipeline's configured
 // locations, as store children owned by the pipeline's provider key.
@@ -124,7 +233,7 @@ func (s RunStats) PerSecond() float64 {
 func (e *Engine) SyncRoots() (store.CommitStats, error) {
 	var total store.CommitStats
 	want := map[string]bool{}
-	for _, p := range e.cfg.Pipelines {
+	for _, p := range e.rt.Load().cfg.Pipelines {
 		roots, err := RootEntities(p)
 		if err != nil {
 			return total, fmt.Errorf("pipeline %q: %w", p.Name, err)
@@ -143,7 +252,7 @@ func (e *Engine) SyncRoots() (store.CommitStats, error) {
 	}
 	for _, key := range have {
 		if !want[key] {
-			e.log.Info("removing the entities of a pipeline that is no longer configured", "provider", key)
+			e.log.Info("removing the entities of a pipeline that is no longer configured", "pipeline", strings.TrimPrefix(key, store.ProviderPrefix))
 			st, err := e.store.ApplyRoots(key, "", nil)
 			if err != nil {
 				return total, fmt.Errorf("remove %s: %w", key, err)
@@ -157,11 +266,6 @@ func (e *Engine) SyncRoots() (store.CommitStats, error) {
 // RunOnce refreshes the whole catalog once: roots are synced, every entity
 // is made due, and entities are processed in batches until nothing that was
 // due when the run started, or was emitted during it, is left.
-//
-// Processing and committing overlap: while the single writer commits batch
-// N, the workers already process batch N+1 (entities still in flight are
-// not claimed twice). An outcome made stale by its parent's commit is
-// dropped by the store and the entity is simply processed again.
 func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 	start := e.now()
 	var stats RunStats
@@ -173,7 +277,54 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 	if err := e.store.MarkAllDue(); err != nil {
 		return stats, fmt.Errorf("mark entities due: %w", err)
 	}
+	ls, err := e.loop(ctx, func() time.Time { return start }, nil)
+	ls.CommitStats.Add(stats.CommitStats)
+	return ls, err
+}
 
+// Serve runs the ingestion loop until ctx is cancelled: roots are synced,
+// then due entities are claimed in batches, processed by the workers and
+// committed by a single writer; when nothing is due the loop sleeps until
+// the next entity is due, at most a second, or until woken. Cancelling ctx
+// abandons the batch being processed (nothing of it is written), waits for
+// the commit in flight and returns nil.
+func (e *Engine) Serve(ctx context.Context) error {
+	if _, err := e.SyncRoots(); err != nil {
+		return err
+	}
+	idle := func(ctx context.Context) bool {
+		wait := time.Second
+		if t, ok, err := e.store.NextDue(); err == nil && ok {
+			wait = min(wait, max(t.Sub(e.now()), time.Millisecond))
+		}
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-e.wake:
+		case <-timer.C:
+		}
+		return true
+	}
+	_, err := e.loop(ctx, e.now, idle)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// loop claims what is due at horizon(), processes it and commits it until
+// nothing is due; then idle decides whether to wait for more (it returns
+// false to stop). A nil idle stops at once.
+//
+// Processing and committing overlap: while the single writer commits batch
+// N, the workers already process batch N+1 (entities still in flight are
+// not claimed twice). An outcome made stale by its parent's commit is
+// dropped by the store and the entity is simply processed again.
+func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(context.Context) bool) (RunStats, error) {
+	start := e.now()
+	var stats RunStats
 	var (
 		mu       sync.Mutex
 		inflight = map[string]bool{}
@@ -182,6 +333,13 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return inflight[ref]
+	}
+	release := func(outs []*store.Outcome) {
+		mu.Lock()
+		for _, o := range outs {
+			delete(inflight, o.Ref)
+		}
+		mu.Unlock()
 	}
 	type commitResult struct {
 		stats store.CommitStats
@@ -193,11 +351,7 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 	go func() {
 		for outs := range toCommit {
 			cs, err := e.store.Commit(outs)
-			mu.Lock()
-			for _, o := range outs {
-				delete(inflight, o.Ref)
-			}
-			mu.Unlock()
+			release(outs)
 			committed <- commitResult{cs, outs, err}
 		}
 		close(committed)
@@ -222,24 +376,36 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 				stats.WithErrors++
 			}
 		}
+		for _, c := range r.stats.Conflicts {
+			e.log.Warn("conflicting entity ref", "entity", c.Ref, "owned_by", c.ExistingKey, "claimed_by", c.NewKey)
+		}
 	}
-	lastLog := start
+	lastLog, lastCount := start, 0
 	for firstErr == nil {
 		if err := ctx.Err(); err != nil {
 			firstErr = err
 			break
 		}
-		batch, err := e.store.Claim(start, e.cfg.Engine.BatchSize, skip)
+		rt := e.rt.Load()
+		batch, err := e.store.Claim(horizon(), rt.cfg.Engine.BatchSize, skip)
 		if err != nil {
 			firstErr = fmt.Errorf("claim due entities: %w", err)
 			break
 		}
 		if len(batch) == 0 {
-			if pending == 0 {
+			if pending > 0 {
+				// What is due may depend on the commit in flight.
+				account(<-committed)
+				continue
+			}
+			if stats.Processed > lastCount {
+				e.log.Info("caught up", "processed", stats.Processed, "written", stats.Written,
+					"unchanged", stats.Unchanged, "deleted", stats.Deleted, "errors", stats.WithErrors)
+				lastCount = stats.Processed
+			}
+			if idle == nil || !idle(ctx) {
 				break
 			}
-			// What is due may depend on the commit in flight.
-			account(<-committed)
 			continue
 		}
 		mu.Lock()
@@ -247,7 +413,13 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 			inflight[st.Ref] = true
 		}
 		mu.Unlock()
-		outs := e.processBatch(ctx, batch)
+		outs := e.processBatch(ctx, rt, batch)
+		if ctx.Err() != nil {
+			// Abandon: outcomes made under cancellation are not trustworthy.
+			release(outs)
+			firstErr = ctx.Err()
+			break
+		}
 		// Hand over to the writer; collect a finished commit first if the
 		// writer is busy, so that at most one batch waits.
 		for sent := false; !sent; {
@@ -260,9 +432,10 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 			}
 		}
 		if now := e.now(); now.Sub(lastLog) >= 2*time.Second {
-			lastLog = now
+			rate := float64(stats.Processed-lastCount) / now.Sub(lastLog).Seconds()
+			lastLog, lastCount = now, stats.Processed
 			e.log.Info("ingesting", "processed", stats.Processed, "created", stats.Created,
-				"per_second", int(float64(stats.Processed)/now.Sub(start).Seconds()))
+				"written", stats.Written, "per_second", int(rate))
 		}
 	}
 	close(toCommit)
@@ -270,26 +443,22 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 		account(r)
 	}
 	stats.Duration = e.now().Sub(start)
-	if firstErr != nil {
-		return stats, firstErr
-	}
-	for _, c := range stats.Conflicts {
-		e.log.Warn("conflicting entity ref", "entity", c.Ref, "owned_by", c.ExistingKey, "claimed_by", c.NewKey)
-	}
-	return stats, nil
+	return stats, firstErr
 }
 
 // processBatch runs a batch through the workers; outcomes keep the batch
 // order so that commits are deterministic.
-func (e *Engine) processBatch(ctx context.Context, batch []*store.State) []*store.Outcome {
+func (e *Engine) processBatch(ctx context.Context, rt *runtimeConfig, batch []*store.State) []*store.Outcome {
 	outs := make([]*store.Outcome, len(batch))
-	workers := min(e.cfg.Engine.Workers, len(batch))
+	workers := min(rt.cfg.Engine.Workers, len(batch))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				outs[i] = e.Process(ctx, batch[i])
+				o := e.process(ctx, rt, batch[i])
+				o.NextUpdate = e.nextUpdate(rt, batch[i], o.OK)
+				outs[i] = o
 			}
 		})
 	}

@@ -26,6 +26,19 @@ type Pipeline struct {
 	// checking locations registered later.
 	AllowFiles []string
 	AllowHosts []string
+	// Refresh overrides the engine's refresh schedule for the pipeline's
+	// entities; nil inherits it.
+	Refresh *Refresh
+}
+
+// Refresh is a refresh schedule: an entity is due again Interval plus a
+// random part of Jitter after it was processed (Backstage draws from
+// [100 s, 150 s) by default). Off disables periodic refresh: entities are
+// processed when they are new or changed, and on explicit refresh.
+type Refresh struct {
+	Interval time.Duration
+	Jitter   time.Duration
+	Off      bool
 }
 
 // RootLocation is a location declared in configuration: it becomes a root
@@ -35,6 +48,9 @@ type RootLocation struct {
 	Location Location
 	Optional bool
 	Pos      string
+	// Refresh overrides the pipeline's schedule for everything under this
+	// location; nil inherits it.
+	Refresh *Refresh
 }
 
 // Settings are the engine-wide knobs of the `engine { ... }` block.
@@ -44,19 +60,28 @@ type Settings struct {
 	// BatchSize is how many processed entities are committed per bbolt
 	// transaction.
 	BatchSize int
-	// Interval and Jitter give the refresh interval: each processed entity is
-	// due again after a duration drawn uniformly from [Interval,
-	// Interval+Jitter) — Backstage's default is 100 s + up to 50 s.
-	Interval time.Duration
-	Jitter   time.Duration
+	// Refresh is the default schedule: each processed entity is due again
+	// after a duration drawn uniformly from [Interval, Interval+Jitter) —
+	// Backstage's default is 100 s + up to 50 s.
+	Refresh Refresh
+	// Orphans is the orphan strategy: "delete" (default, like Backstage
+	// since 1.41) removes an entity no parent emits any more, with its
+	// subtree; "keep" keeps it annotated backstage.io/orphan: "true".
+	Orphans string
 }
+
+// Orphan strategies.
+const (
+	OrphansDelete = "delete"
+	OrphansKeep   = "keep"
+)
 
 // DefaultSettings are used for anything the configuration leaves out.
 func DefaultSettings() Settings {
 	return Settings{
 		Workers:   runtime.NumCPU(),
 		BatchSize: 500,
-		Interval:  100 * time.Second,
-		Jitter:    50 * time.Second,
+		Refresh:   Refresh{Interval: 100 * time.Second, Jitter: 50 * time.Second},
+		Orphans:   OrphansDelete,
 	}
 }

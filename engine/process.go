@@ -75,7 +75,11 @@ type run struct {
 	seen     map[string]int // child ref → index in children
 	rels     map[store.Relation]struct{}
 	keys     map[string]struct{}
-	emitErr  bool
+	// emitErr is set by an error with no location: every old child is kept.
+	emitErr bool
+	// keepLoc lists locations whose read reported errors: their old
+	// children are kept rather than pruned.
+	keepLoc map[string]bool
 	warn     func(msg string, args ...any)
 }
 
@@ -93,7 +97,17 @@ func (r *run) emit(res Result) {
 			se.Message += " (at " + t.Location.String() + ")"
 		}
 		r.errs = append(r.errs, se)
-		r.emitErr = true
+		switch {
+		case se.Name == NotFoundErrorName && t.Location.Target != "":
+			// The source is gone: its entities go too (Backstage #28638).
+		case t.Location.Target != "":
+			if r.keepLoc == nil {
+				r.keepLoc = map[string]bool{}
+			}
+			r.keepLoc[t.Location.String()] = true
+		default:
+			r.emitErr = true
+		}
 	case RefreshResult:
 		r.keys[t.Key] = struct{}{}
 	}
@@ -178,14 +192,21 @@ func LocationEntity(l Location, optional bool) *catalog.Entity {
 // fails: problems become errors in the outcome, and a stage failure makes
 // the outcome not OK so that the last good result is kept.
 func (e *Engine) Process(ctx context.Context, st *store.State) *store.Outcome {
-	out := &store.Outcome{Ref: st.Ref, UnprocessedHash: st.UnprocessedHash, NextUpdate: e.nextUpdate()}
+	rt := e.rt.Load()
+	o := e.process(ctx, rt, st)
+	o.NextUpdate = e.nextUpdate(rt, st, o.OK)
+	return o
+}
+
+func (e *Engine) process(ctx context.Context, rt *runtimeConfig, st *store.State) *store.Outcome {
+	out := &store.Outcome{Ref: st.Ref, UnprocessedHash: st.UnprocessedHash}
 	fail := func(se catalog.SerializedError) *store.Outcome {
 		out.OK = false
 		out.Errors = []catalog.SerializedError{se}
 		out.ResultHash = hashOf("failed", out.Errors)
 		return out
 	}
-	pl := e.pipelines[st.Pipeline]
+	pl := rt.pipelines[st.Pipeline]
 	if pl == nil {
 		return fail(catalog.SerializedError{Name: GeneralErrorName, Message: fmt.Sprintf("pipeline %q is not configured", st.Pipeline)})
 	}
@@ -298,6 +319,10 @@ func (e *Engine) Process(ctx context.Context, st *store.State) *store.Outcome {
 	out.Cache = cache
 	out.Children = r.children
 	out.KeepOldChildren = r.emitErr
+	for l := range r.keepLoc {
+		out.KeepLocations = append(out.KeepLocations, l)
+	}
+	slices.Sort(out.KeepLocations)
 	for rel := range r.rels {
 		out.Relations = append(out.Relations, rel)
 	}
@@ -313,7 +338,7 @@ func (e *Engine) Process(ctx context.Context, st *store.State) *store.Outcome {
 		childSigs[i] = c.Ref + " " + c.Hash + " " + c.LocationKey
 	}
 	slices.Sort(childSigs)
-	out.ResultHash = hashOf("ok", string(processed), out.Relations, childSigs, out.Errors, out.RefreshKeys, string(cache), out.KeepOldChildren)
+	out.ResultHash = hashOf("ok", string(processed), out.Relations, childSigs, out.Errors, out.RefreshKeys, string(cache), out.KeepOldChildren, out.KeepLocations)
 	return out
 }
 
@@ -349,6 +374,14 @@ func (e *Engine) readTargets(ctx context.Context, h *hooks, ent *catalog.Entity,
 			done := false
 			ok, err := s.ReadLocation(ctx, l, optional, emitFor(&done), cs.forTarget(s.Name(), target))
 			done = true
+			var pe *ProcessingError
+			if err != nil && errors.As(err, &pe) && pe.Name == NotFoundErrorName {
+				// A missing source is not a failed read: record it, and let
+				// the entities that came from it go.
+				r.emit(ErrorResult{Location: l, Err: err})
+				handled = true
+				break
+			}
 			if err != nil {
 				se := stageError(s.Name(), "readLocation "+l.String(), err)
 				return &se

@@ -194,3 +194,15 @@ func (d *DB) RefByUID(uid string) (string, error) {
 	})
 	return ref, err
 }
+
+// NextDue is the earliest next-update time in the queue; ok is false when
+// the queue is empty. An idle loop sleeps until then.
+func (d *DB) NextDue() (t time.Time, ok bool, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		if k, _ := open(tx).queue.Cursor().First(); k != nil {
+			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+		}
+		return nil
+	})
+	return t, ok, err
+}

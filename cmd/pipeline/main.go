@@ -26,7 +26,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "process the configured pipelines (--once: one full pass, then exit)", runCmd},
+		{"serve", "run the ingestion loop: refresh, hot reload, until SIGINT/SIGTERM", serveCmd},
+		{"run", "process the configured pipelines once (--once) and print a summary", runCmd},
 		{"entities", "print the entities the store serves", entitiesCmd},
 		{"generate", "write a generated catalog (for benchmarks and tests)", generateCmd},
 	}

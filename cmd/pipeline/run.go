@@ -15,7 +15,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/catalog-pipeline/pipeline/builtin"
 	"github.com/catalog-pipeline/pipeline/catalog"
 	"github.com/catalog-pipeline/pipeline/engine"
 	"github.com/catalog-pipeline/pipeline/engine/config"
@@ -51,7 +50,11 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 // loadConfig reads the pipeline files; a configuration problem is printed
 // with its diagnostics and reported as exit code 2.
 func loadConfig(dir string, log *slog.Logger, stderr io.Writer) (*engine.Config, int) {
-	cfg, err := config.Load(dir, config.Options{Specs: builtin.Specs(), Logger: log})
+	return loadConfigWith(dir, config.Options{Specs: stageSpecs(), Logger: log}, stderr)
+}
+
+func loadConfigWith(dir string, opts config.Options, stderr io.Writer) (*engine.Config, int) {
+	cfg, err := config.Load(dir, opts)
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {

@@ -115,7 +115,7 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 }}
 
 var pipelineSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "allow_files"}, {Name: "allow_hosts"}},
+	Attributes: []hcl.AttributeSchema{{Name: "allow_files"}, {Name: "allow_hosts"}, {Name: "interval"}, {Name: "jitter"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "location", LabelNames: []string{"type"}},
 		{Type: "stage", LabelNames: []string{"name"}},
@@ -125,6 +125,8 @@ var pipelineSchema = &hcl.BodySchema{
 var locationFields = []engine.Field{
 	{Name: "target", Type: cty.String, Required: true, Check: checkNotEmpty},
 	{Name: "optional", Type: cty.Bool, Default: cty.False},
+	{Name: "interval", Type: cty.String, Check: checkInterval},
+	{Name: "jitter", Type: cty.String, Check: engine.CheckDuration},
 }
 
 var engineFields = []engine.Field{
@@ -132,6 +134,7 @@ var engineFields = []engine.Field{
 	{Name: "batch_size", Type: cty.Number, Check: checkPositiveInt},
 	{Name: "interval", Type: cty.String, Check: checkInterval},
 	{Name: "jitter", Type: cty.String, Check: engine.CheckDuration},
+	{Name: "orphans", Type: cty.String, Check: checkOrphans},
 }
 
 // loader holds the state of one Load: what was seen so far (for duplicate
@@ -263,12 +266,40 @@ func (l *loader) engineBlock(b *hcl.Block, ctx *hcl.EvalContext, dir string, s *
 	if n := v["batch_size"]; !n.IsNull() {
 		s.BatchSize = toInt(n)
 	}
-	if d := v["interval"]; !d.IsNull() {
-		s.Interval, _ = time.ParseDuration(d.AsString())
+	if r := refreshOf(v["interval"], v["jitter"], &s.Refresh); r != nil {
+		s.Refresh = *r
 	}
-	if d := v["jitter"]; !d.IsNull() {
-		s.Jitter, _ = time.ParseDuration(d.AsString())
+	if o := v["orphans"]; !o.IsNull() {
+		s.Orphans = o.AsString()
 	}
+}
+
+// refreshOf decodes an interval/jitter pair; nil when neither is set, so
+// that the schedule is inherited. A jitter left out is half the interval,
+// like Backstage's [d, 1.5·d] rule; a jitter alone keeps the inherited
+// interval.
+func refreshOf(interval, jitter cty.Value, inherit *engine.Refresh) *engine.Refresh {
+	iSet := interval != cty.NilVal && !interval.IsNull()
+	jSet := jitter != cty.NilVal && !jitter.IsNull()
+	if !iSet && !jSet {
+		return nil
+	}
+	r := engine.Refresh{}
+	if inherit != nil {
+		r = *inherit
+	}
+	if iSet {
+		if interval.AsString() == "off" {
+			return &engine.Refresh{Off: true}
+		}
+		r.Off = false
+		r.Interval, _ = time.ParseDuration(interval.AsString())
+		r.Jitter = r.Interval / 2
+	}
+	if jSet {
+		r.Jitter, _ = time.ParseDuration(jitter.AsString())
+	}
+	return &r
 }
 
 // pipeline decodes one pipeline block and builds its stages. It returns nil
@@ -289,6 +320,7 @@ func (l *loader) pipeline(b *hcl.Block, ctx *hcl.EvalContext, dir string) *engin
 	content, diags := b.Body.Content(pipelineSchema)
 	l.diags = append(l.diags, diags...)
 	p := &engine.Pipeline{Name: name}
+	p.Refresh = l.pipelineRefresh(content, ctx, b)
 
 	allowFiles, filesSet := l.stringList(content.Attributes["allow_files"], ctx)
 	allowHosts, hostsSet := l.stringList(content.Attributes["allow_hosts"], ctx)
@@ -352,6 +384,37 @@ func (l *loader) pipeline(b *hcl.Block, ctx *hcl.EvalContext, dir string) *engin
 	return p
 }
 
+// pipelineRefresh decodes a pipeline's interval and jitter attributes.
+func (l *loader) pipelineRefresh(content *hcl.BodyContent, ctx *hcl.EvalContext, b *hcl.Block) *engine.Refresh {
+	vals := map[string]cty.Value{"interval": cty.NullVal(cty.String), "jitter": cty.NullVal(cty.String)}
+	checks := map[string]func(cty.Value) error{"interval": checkInterval, "jitter": engine.CheckDuration}
+	for name := range vals {
+		a := content.Attributes[name]
+		if a == nil {
+			continue
+		}
+		v, diags := a.Expr.Value(ctx)
+		l.diags = append(l.diags, diags...)
+		if diags.HasErrors() {
+			continue
+		}
+		sv, err := convert.Convert(v, cty.String)
+		if err == nil && !sv.IsNull() {
+			err = checks[name](sv)
+		}
+		if err != nil {
+			l.diags = l.diags.Append(errorf(a.Expr.Range().Ptr(), fmt.Sprintf("invalid value for %q", name), "%s", sentence(err.Error())))
+			continue
+		}
+		vals[name] = sv
+	}
+	if vals["interval"].IsNull() && !vals["jitter"].IsNull() {
+		l.diags = l.diags.Append(errorf(b.DefRange.Ptr(), "jitter without interval",
+			"Set interval together with jitter in a pipeline block; the jitter alone is not applied."))
+	}
+	return refreshOf(vals["interval"], vals["jitter"], nil)
+}
+
 // location decodes one location block. File targets are made absolute
 // against the HCL file's folder (globs kept); other targets are verbatim.
 func (l *loader) location(b *hcl.Block, ctx *hcl.EvalContext, dir string) (engine.RootLocation, bool) {
@@ -394,7 +457,12 @@ func (l *loader) location(b *hcl.Block, ctx *hcl.EvalContext, dir string) (engin
 		l.diags = l.diags.Append(errorf(b.DefRange.Ptr(), "invalid location", "%s", sentence(msg)))
 		return engine.RootLocation{}, false
 	}
-	return engine.RootLocation{Location: loc, Optional: v["optional"].True(), Pos: pos(b.DefRange)}, true
+	if v["interval"].IsNull() && !v["jitter"].IsNull() {
+		l.diags = l.diags.Append(errorf(b.DefRange.Ptr(), "jitter without interval",
+			"Set interval together with jitter in a location block; the jitter alone is not applied."))
+	}
+	return engine.RootLocation{Location: loc, Optional: v["optional"].True(), Pos: pos(b.DefRange),
+		Refresh: refreshOf(v["interval"], v["jitter"], nil)}, true
 }
 
 // stage decodes one stage block and builds the stage; nil when anything
@@ -566,14 +634,31 @@ func checkPositiveInt(v cty.Value) error {
 	return nil
 }
 
-// checkInterval accepts what the engine can do today: a duration. "off"
-// (no periodic refresh) is refused by name, so that the message says it is
-// not supported rather than that it is not a duration.
+// checkInterval accepts a duration of at least one second, or "off" (no
+// periodic refresh).
 func checkInterval(v cty.Value) error {
-	if v.AsString() == "off" {
-		return errors.New(`"off" is not supported yet; give a duration such as "100s"`)
+	if v.IsNull() || v.AsString() == "off" {
+		return nil
 	}
-	return engine.CheckDuration(v)
+	if err := engine.CheckDuration(v); err != nil {
+		return fmt.Errorf(`%w, or "off"`, err)
+	}
+	if d, _ := time.ParseDuration(v.AsString()); d < time.Second {
+		return fmt.Errorf("%q is shorter than one second", v.AsString())
+	}
+	return nil
+}
+
+// checkOrphans accepts the orphan strategies.
+func checkOrphans(v cty.Value) error {
+	if v.IsNull() {
+		return nil
+	}
+	switch v.AsString() {
+	case engine.OrphansDelete, engine.OrphansKeep:
+		return nil
+	}
+	return fmt.Errorf(`%q is not an orphan strategy; use "delete" or "keep"`, v.AsString())
 }
 
 // checkNotEmpty refuses "" for settings that must name something.

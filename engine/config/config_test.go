@@ -105,7 +105,9 @@ func TestLoadGood(t *testing.T) {
 	}
 
 	def := engine.DefaultSettings()
-	wantEngine := engine.Settings{Workers: 8, BatchSize: def.BatchSize, Interval: 2 * time.Minute, Jitter: def.Jitter}
+	// An interval without jitter gets half of it, like Backstage's [d, 1.5·d].
+	wantEngine := engine.Settings{Workers: 8, BatchSize: def.BatchSize,
+		Refresh: engine.Refresh{Interval: 2 * time.Minute, Jitter: time.Minute}, Orphans: engine.OrphansDelete}
 	if cfg.Engine != wantEngine {
 		t.Errorf("Engine = %+v, want %+v", cfg.Engine, wantEngine)
 	}
@@ -252,10 +254,11 @@ func TestLoadErrors(t *testing.T) {
 			fixture: "bad_engine.txtar",
 			want: []string{
 				`main.hcl:2:14: Error: invalid value for "workers"`, "0 is not a whole number of at least 1",
-				`main.hcl:3:14: Error: invalid value for "interval"`, `"off" is not supported yet`,
+				`main.hcl:3:14: Error: invalid value for "interval"`, `"500ms" is shorter than one second`,
+				`main.hcl:4:14: Error: invalid value for "orphans"`, `"forget" is not an orphan strategy; use "delete" or "keep"`,
 				"more.hcl:1:1: Error: duplicate engine block", "first declared at ", "main.hcl:1;",
 			},
-			diags: 3,
+			diags: 4,
 		},
 		{
 			fixture: "duplicate_stage.txtar",
