@@ -80,7 +80,7 @@ type run struct {
 	// keepLoc lists locations whose read reported errors: their old
 	// children are kept rather than pruned.
 	keepLoc map[string]bool
-	warn     func(msg string, args ...any)
+	warn    func(msg string, args ...any)
 }
 
 func (r *run) emit(res Result) {
