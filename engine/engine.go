@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,7 +235,20 @@ func (e *Engine) SyncRoots() (store.CommitStats, error) {
 	var total store.CommitStats
 	want := map[string]bool{}
 	for _, p := range e.rt.Load().cfg.Pipelines {
-		roots, err := RootEntities(p)
+		reg, err := e.registered(p.Name)
+		if err != nil {
+			return total, fmt.Errorf("pipeline %q: registered locations: %w", p.Name, err)
+		}
+		withReg := *p
+		withReg.Locations = slices.Clip(p.Locations)
+		for _, r := range reg {
+			// A registered location that the configuration now also
+			// declares is the configuration's.
+			if !slices.ContainsFunc(p.Locations, func(c RootLocation) bool { return c.Location == r.Location }) {
+				withReg.Locations = append(withReg.Locations, r)
+			}
+		}
+		roots, err := RootEntities(&withReg)
 		if err != nil {
 			return total, fmt.Errorf("pipeline %q: %w", p.Name, err)
 		}

@@ -198,7 +198,17 @@ func (e *Engine) Process(ctx context.Context, st *store.State) *store.Outcome {
 	return o
 }
 
+// processOptions vary processing for the API's checks.
+type processOptions struct {
+	// noRead skips reading a Location entity's targets (validate-entity).
+	noRead bool
+}
+
 func (e *Engine) process(ctx context.Context, rt *runtimeConfig, st *store.State) *store.Outcome {
+	return e.processWith(ctx, rt, st, processOptions{})
+}
+
+func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.State, opts processOptions) *store.Outcome {
 	out := &store.Outcome{Ref: st.Ref, UnprocessedHash: st.UnprocessedHash}
 	fail := func(se catalog.SerializedError) *store.Outcome {
 		out.OK = false
@@ -282,7 +292,7 @@ func (e *Engine) process(ctx context.Context, rt *runtimeConfig, st *store.State
 	}
 
 	// 3. Location entities: read their targets (the engine's own step).
-	if strings.EqualFold(ent.Kind, catalog.KindLocation) {
+	if strings.EqualFold(ent.Kind, catalog.KindLocation) && !opts.noRead {
 		if se := e.readTargets(ctx, h, ent, loc, r, cs, emitFor); se != nil {
 			return fail(*se)
 		}
