@@ -39,6 +39,9 @@ type Engine struct {
 	rt    atomic.Pointer[runtimeConfig]
 	// wake nudges an idle Serve loop: new work, a reload, a refresh.
 	wake chan struct{}
+	// caughtUp is closed the first time Serve has nothing due.
+	caughtUp     chan struct{}
+	caughtUpOnce sync.Once
 
 	mu  sync.Mutex
 	rnd *rand.Rand
@@ -65,7 +68,7 @@ func New(cfg *Config, st Store, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{store: st, log: log, wake: make(chan struct{}, 1),
+	e := &Engine{store: st, log: log, wake: make(chan struct{}, 1), caughtUp: make(chan struct{}),
 		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)), now: time.Now}
 	e.install(cfg)
 	return e
@@ -115,6 +118,10 @@ func (e *Engine) Reload(cfg *Config) error {
 	e.Wake()
 	return err
 }
+
+// CaughtUp is closed once Serve has processed everything that was due when
+// it started (and what that emitted): the initial ingest is complete.
+func (e *Engine) CaughtUp() <-chan struct{} { return e.caughtUp }
 
 // Wake makes an idle Serve loop look for due work now.
 func (e *Engine) Wake() {
@@ -307,6 +314,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 		return err
 	}
 	idle := func(ctx context.Context) bool {
+		e.caughtUpOnce.Do(func() { close(e.caughtUp) })
 		wait := time.Second
 		if t, ok, err := e.store.NextDue(); err == nil && ok {
 			wait = min(wait, max(t.Sub(e.now()), time.Millisecond))

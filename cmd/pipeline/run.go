@@ -141,6 +141,21 @@ func printSummary(w io.Writer, cfg *engine.Config, db *store.DB, stats engine.Ru
 	}
 	fmt.Fprintf(w, "processed %d entities in %s (%.0f/s): %d written, %d unchanged, %d created, %d deleted\n",
 		stats.Processed, stats.Duration.Round(1e6), stats.PerSecond(), stats.Written, stats.Unchanged, stats.Created, stats.Deleted)
+	return printStoreSummary(w, db)
+}
+
+// printCatalogSummary prints the pipelines and what the store serves; serve
+// prints it once the initial ingest has caught up.
+func printCatalogSummary(w io.Writer, cfg *engine.Config, db *store.DB) error {
+	for _, p := range cfg.Pipelines {
+		fmt.Fprintf(w, "pipeline %q: %d location(s), %d stage(s)\n", p.Name, len(p.Locations), len(p.Stages))
+	}
+	return printStoreSummary(w, db)
+}
+
+// printStoreSummary prints entities per kind, relations, and every error
+// with its entity and the location it came from.
+func printStoreSummary(w io.Writer, db *store.DB) error {
 	sum, err := db.Summarize()
 	if err != nil {
 		return err

@@ -60,6 +60,15 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	log.Info("serving", "config", *dir, "db", *dbPath, "pipelines", len(cfg.Pipelines), "workers", cfg.Engine.Workers)
 	done := make(chan error, 1)
 	go func() { done <- eng.Serve(ctx) }()
+	wg.Go(func() {
+		select {
+		case <-eng.CaughtUp():
+			if err := printCatalogSummary(stdout, eng.Config(), db); err != nil {
+				log.Warn("printing the summary", "error", err)
+			}
+		case <-ctx.Done():
+		}
+	})
 	var serveErr error
 	select {
 	case serveErr = <-done:
