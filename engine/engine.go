@@ -373,7 +373,6 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 	go func() {
 		for outs := range toCommit {
 			cs, err := e.store.Commit(outs)
-			release(outs)
 			committed <- commitResult{cs, outs, err}
 		}
 		close(committed)
@@ -381,6 +380,11 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 	pending := 0
 	var firstErr error
 	account := func(r commitResult) {
+		// Released here, by the goroutine that claims, and not by the
+		// writer: a Claim whose read transaction began before this commit
+		// would otherwise see the entities as due in its old snapshot yet
+		// no longer in flight, and process them a second time.
+		release(r.outs)
 		pending--
 		if r.err != nil {
 			if firstErr == nil {

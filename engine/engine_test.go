@@ -427,3 +427,59 @@ func TestStageCacheCarriesOver(t *testing.T) {
 		t.Fatalf("after run 3 reads = %v, want 2", got)
 	}
 }
+
+// set replaces the documents of a mem target (an empty list is an existing,
+// empty source); safe while an engine is serving.
+func (m *memReader) set(target string, docs ...map[string]any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if docs == nil {
+		docs = []map[string]any{}
+	}
+	m.sources[target] = docs
+}
+
+// remove deletes a mem target: reading it answers NotFoundError, as a
+// deleted file does.
+func (m *memReader) remove(target string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sources, target)
+}
+
+// setFail makes reading target fail with err (nil clears it).
+func (m *memReader) setFail(target string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		delete(m.fail, target)
+		return
+	}
+	m.fail[target] = err
+}
+
+// engine builds an engine on the fixture's configuration and store, with
+// logs discarded.
+func (f *fixture) engine() *engine.Engine {
+	return engine.New(f.cfg, f.db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// etag is the served etag of ref ("" when not served).
+func (f *fixture) etag(ref string) string {
+	f.t.Helper()
+	_, etag, err := f.db.Final(ref)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return etag
+}
+
+// state is the processing state of ref (nil when unknown).
+func (f *fixture) state(ref string) *store.State {
+	f.t.Helper()
+	st, err := f.db.State(ref)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return st
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/catalog-pipeline/pipeline/catalog"
 )
@@ -79,7 +80,7 @@ func decodeState(ref string, v []byte) (*State, error) {
 		}
 	}
 	st.Root = d.str()
-	st.Failures = d.count()
+	st.Failures = d.uint()
 	st.Contender = d.str()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode state of %s: %w", ref, d.err)
@@ -134,6 +135,21 @@ func (d *decoder) count() int {
 	}
 	n, k := binary.Uvarint(d.b)
 	if k <= 0 || n > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[k:]
+	return int(n)
+}
+
+// uint reads a plain number (not a count of items that must follow, so it
+// is not bounded by the bytes left).
+func (d *decoder) uint() int {
+	if d.err != nil {
+		return 0
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > math.MaxInt32 {
 		d.err = errCorrupt
 		return 0
 	}

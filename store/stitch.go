@@ -166,6 +166,9 @@ func (w *writer) stitchOne(ref string) error {
 	}
 	out = append(out, '}')
 	w.stats.Stitched++
+	if err := w.index(ref, out[etagLen:]); err != nil {
+		return fmt.Errorf("search index: %w", err)
+	}
 	return w.final.Put([]byte(ref), out)
 }
 

@@ -16,6 +16,13 @@
 //	final      ref → 40-hex etag ‖ stitched entity JSON
 //	uids       uid → ref
 //	errors     ref → ""                           entities whose last run had errors
+//	search     path ‖ 0 ‖ value ‖ 0 ‖ ref → flags ‖ [original]   search rows (search.go)
+//	searchref  ref → the entity's search rows, compact   diffed on restitch
+//	facets     path ‖ 0 ‖ original → 8-byte count     rows per original value
+//
+// search, searchref and facets are the flattened served entities of
+// reference §2.7, written in the stitch transaction: search.go documents
+// them, query.go answers filters, paging and facets from them.
 //
 // Refs are canonical lowercased "kind:namespace/name" strings and never
 // contain a zero byte, so 0 separates the parts of composite keys.
@@ -33,7 +40,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "3"
+const schemaVersion = "4"
 
 var (
 	rootBucket      = []byte("v1")
@@ -48,9 +55,13 @@ var (
 	finalBucket     = []byte("final")
 	uidsBucket      = []byte("uids")
 	errorsBucket    = []byte("errors")
+	searchBucket    = []byte("search")
+	searchRefBucket = []byte("searchref")
+	facetsBucket    = []byte("facets")
 
 	allBuckets = [][]byte{metaBucket, stateBucket, queueBucket, scheduleBucket, edgesBucket, parentsBucket,
-		relationsBucket, bySourceBucket, finalBucket, uidsBucket, errorsBucket}
+		relationsBucket, bySourceBucket, finalBucket, uidsBucket, errorsBucket,
+		searchBucket, searchRefBucket, facetsBucket}
 )
 
 // ProviderPrefix marks the parent key of root entities: a root is a child of
@@ -165,6 +176,7 @@ type buckets struct {
 	tx                                     *bolt.Tx
 	state, queue, schedule, edges, parents *bolt.Bucket
 	relations, bySource, final, uids, errs *bolt.Bucket
+	search, searchRef, facets              *bolt.Bucket
 }
 
 func open(tx *bolt.Tx) *buckets {
@@ -181,5 +193,8 @@ func open(tx *bolt.Tx) *buckets {
 		final:     r.Bucket(finalBucket),
 		uids:      r.Bucket(uidsBucket),
 		errs:      r.Bucket(errorsBucket),
+		search:    r.Bucket(searchBucket),
+		searchRef: r.Bucket(searchRefBucket),
+		facets:    r.Bucket(facetsBucket),
 	}
 }

@@ -19,6 +19,14 @@ type writer struct {
 	stitch      map[string]struct{}
 	stats       CommitStats
 	keepOrphans bool
+
+	// Search index maintenance (search.go): search writes and facet count
+	// changes deferred to the end of the transaction, and scratch space
+	// reused between entities.
+	searchOps          []searchOp
+	facetDelta         map[string]int64
+	key                []byte
+	oldFlags, newFlags []byte
 }
 
 func (d *DB) update(fn func(w *writer) error) (CommitStats, error) {
@@ -29,6 +37,9 @@ func (d *DB) update(fn func(w *writer) error) (CommitStats, error) {
 			return err
 		}
 		if err := w.stitchAll(); err != nil {
+			return err
+		}
+		if err := w.flushIndex(); err != nil {
 			return err
 		}
 		stats = w.stats
@@ -191,6 +202,7 @@ func (w *writer) commitOne(o *Outcome) error {
 	}
 	keep := make(map[string]bool, len(o.Children))
 	var conflicted bool
+	var lost []string
 	for _, c := range o.Children {
 		owned, err := w.upsertChild(o.Ref, st.Pipeline, st.Root, c)
 		if err != nil {
@@ -200,6 +212,7 @@ func (w *writer) commitOne(o *Outcome) error {
 			keep[c.Ref] = true
 		} else {
 			conflicted = true
+			lost = append(lost, c.Ref)
 			existing, _ := w.getState(c.Ref)
 			msg := fmt.Sprintf("entity %s is already owned by location %s and cannot also be claimed by %s", c.Ref, existing.LocationKey, c.LocationKey)
 			st.Errors = append(st.Errors, conflictError(msg))
@@ -220,6 +233,16 @@ func (w *writer) commitOne(o *Outcome) error {
 		}
 		if err := w.pruneChildren(o.Ref, keep, keepLoc); err != nil {
 			return err
+		}
+	}
+	for _, ref := range lost {
+		// The owner of a ref this entity lost let go of it in this very
+		// commit (an entity moved between two sources this entity reads):
+		// the wake-up of the contender is this requeue, so claim it at once
+		// rather than an interval later.
+		if w.state.Get([]byte(ref)) == nil || !w.hasParents(ref) {
+			next = dueNow
+			break
 		}
 	}
 	if err := w.putState(st); err != nil {
@@ -461,6 +484,9 @@ func (w *writer) wakeContender(ref string) error {
 
 func (w *writer) deleteOne(ref string) error {
 	if err := w.syncRelations(ref, nil); err != nil {
+		return err
+	}
+	if err := w.unindex(ref); err != nil {
 		return err
 	}
 	st, err := w.getState(ref)
