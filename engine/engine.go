@@ -406,7 +406,7 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 			e.log.Warn("conflicting entity ref", "entity", c.Ref, "owned_by", c.ExistingKey, "claimed_by", c.NewKey)
 		}
 	}
-	lastLog, lastCount := start, 0
+	lastLog, lastCount, loggedIdle := start, 0, false
 	for firstErr == nil {
 		if err := ctx.Err(); err != nil {
 			firstErr = err
@@ -424,7 +424,8 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 				account(<-committed)
 				continue
 			}
-			if stats.Processed > lastCount {
+			if stats.Processed > lastCount || !loggedIdle {
+				loggedIdle = true
 				e.log.Info("caught up", "processed", stats.Processed, "written", stats.Written,
 					"unchanged", stats.Unchanged, "deleted", stats.Deleted, "errors", stats.WithErrors)
 				lastCount = stats.Processed

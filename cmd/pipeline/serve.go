@@ -14,6 +14,7 @@ import (
 	"github.com/catalog-pipeline/pipeline/builtin"
 	"github.com/catalog-pipeline/pipeline/engine"
 	"github.com/catalog-pipeline/pipeline/engine/config"
+	"github.com/catalog-pipeline/pipeline/scripting"
 	"github.com/catalog-pipeline/pipeline/store"
 )
 
@@ -52,11 +53,17 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	eng := engine.New(cfg, db, log)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := config.Watch(ctx, *dir, opts, eng.Reload); err != nil {
-			log.Warn("pipeline files are not watched; restart to apply edits", "error", err)
-		}
-	})
+	// The watcher is set up before "serving" is logged, so that an edit
+	// made from then on is never missed.
+	if watcher, err := config.NewWatcher(*dir, opts); err != nil {
+		log.Warn("pipeline files are not watched; restart to apply edits", "error", err)
+	} else {
+		wg.Go(func() {
+			if err := watcher.Run(ctx, eng.Reload); err != nil {
+				log.Warn("watching pipeline files stopped", "error", err)
+			}
+		})
+	}
 	log.Info("serving", "config", *dir, "db", *dbPath, "pipelines", len(cfg.Pipelines), "workers", cfg.Engine.Workers)
 	done := make(chan error, 1)
 	go func() { done <- eng.Serve(ctx) }()
@@ -83,6 +90,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	stop()
 	wg.Wait()
+	if err := db.Close(); err != nil && serveErr == nil {
+		serveErr = fmt.Errorf("close store: %w", err)
+	}
 	if serveErr != nil {
 		fmt.Fprintf(stderr, "pipeline serve: %v\n", serveErr)
 		return exitFail
@@ -93,5 +103,5 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 
 // stageSpecs are the stage types pipeline files may use.
 func stageSpecs() []engine.StageSpec {
-	return builtin.Specs()
+	return append(builtin.Specs(), scripting.Spec)
 }

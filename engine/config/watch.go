@@ -17,25 +17,48 @@ import (
 // (write, chmod, rename) into one reload.
 const debounce = 250 * time.Millisecond
 
-// Watch reloads the configuration in dir whenever one of its *.hcl files
+// Watcher reloads the configuration in dir whenever one of its *.hcl files
 // is created, written, renamed or removed. A changed configuration is loaded
 // and validated in full first; only a good one is passed to apply, and a
 // bad one is logged with its diagnostics while the last good one keeps
 // running. Scripts are not watched here: script stages recompile
-// themselves when their file changes. Watch returns when ctx is done.
-func Watch(ctx context.Context, dir string, o Options, apply func(*engine.Config) error) error {
-	log := o.Logger
-	if log == nil {
-		return errors.New("config: Watch needs Options.Logger")
+// themselves when their file changes.
+type Watcher struct {
+	dir string
+	o   Options
+	w   *fsnotify.Watcher
+}
+
+// NewWatcher starts watching dir at once, so that no edit made after it
+// returns is missed; Run then applies the changes.
+func NewWatcher(dir string, o Options) (*Watcher, error) {
+	if o.Logger == nil {
+		return nil, errors.New("config: a Watcher needs Options.Logger")
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", dir, err)
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
 	}
-	defer w.Close()
 	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("watch %s: %w", dir, err)
+		w.Close()
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
 	}
+	return &Watcher{dir: dir, o: o, w: w}, nil
+}
+
+// Watch is NewWatcher followed by Run.
+func Watch(ctx context.Context, dir string, o Options, apply func(*engine.Config) error) error {
+	w, err := NewWatcher(dir, o)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx, apply)
+}
+
+// Run applies changes until ctx is done, then stops watching.
+func (wt *Watcher) Run(ctx context.Context, apply func(*engine.Config) error) error {
+	w, dir, o, log := wt.w, wt.dir, wt.o, wt.o.Logger
+	defer w.Close()
 	var timer <-chan time.Time
 	for {
 		select {
