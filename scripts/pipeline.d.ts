@@ -10,7 +10,11 @@
 //   /// <reference path="./pipeline.d.ts" />
 //
 //   /** @type {pipeline.Processor} */
-//   module.exports = { ... };
+//   const processor = { ... };
+//   module.exports = processor;
+//
+// (TypeScript ignores a type annotation written on `module.exports = ...`
+// itself, hence the constant.)
 //
 // Scripts run in goja (ES2020-ish, CommonJS, no Node.js APIs). Do not
 // install @types/node next to your scripts: it would declare `require`,
@@ -162,7 +166,7 @@ declare namespace pipeline {
    */
   interface Cache {
     /** The value stored under key in the previous run, or undefined. */
-    get<T extends JsonValue = JsonValue>(key: string): T | undefined;
+    get<T = any>(key: string): T | undefined;
     /** Stores a JSON value for the next run; other values throw a TypeError. */
     set(key: string, value: JsonValue): void;
   }

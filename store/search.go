@@ -108,10 +108,19 @@ func flatten(body []byte) ([]row, error) {
 	return normalizeRows(f.rows), nil
 }
 
-// normalizeRows sorts rows by path then value and drops duplicates,
-// keeping the original value seen first (Backstage keeps the first too).
+// normalizeRows sorts rows by path then value and drops duplicates.
+//
+// Among duplicates the smallest original value is kept rather than the
+// first seen (Backstage keeps the first): the rows must be a function of
+// the entity alone, and a total order lets the sort be the fast unstable
+// one.
 func normalizeRows(rows []row) []row {
-	slices.SortStableFunc(rows, compareRows)
+	slices.SortFunc(rows, func(a, b row) int {
+		if c := compareRows(a, b); c != 0 {
+			return c
+		}
+		return strings.Compare(a.orig, b.orig)
+	})
 	return slices.CompactFunc(rows, func(a, b row) bool { return a.path == b.path && a.value == b.value })
 }
 
@@ -822,7 +831,7 @@ func (w *writer) syncRows(ref string, old, rows []row) error {
 		if fl&rowOrig != 0 {
 			arena = append(arena, r.orig...)
 		}
-		w.searchOps = append(w.searchOps, searchOp{key: string(searchKey(w.key[:0], r.path, r.value, ref)), value: arena[start:len(arena):len(arena)]})
+		w.searchOps = append(w.searchOps, searchOp{key: string(searchKey(w.key[:0], r.path, r.value, ref)), value: arena[start:len(arena):len(arena)], seq: len(w.searchOps)})
 		return nil
 	}
 	i, j := 0, 0
@@ -838,7 +847,7 @@ func (w *writer) syncRows(ref string, old, rows []row) error {
 		}
 		switch {
 		case c < 0: // gone
-			w.searchOps = append(w.searchOps, searchOp{key: string(searchKey(w.key[:0], old[i].path, old[i].value, ref))})
+			w.searchOps = append(w.searchOps, searchOp{key: string(searchKey(w.key[:0], old[i].path, old[i].value, ref)), seq: len(w.searchOps)})
 			w.facet(old[i], -1)
 			i++
 		case c > 0: // new
@@ -869,6 +878,7 @@ func (w *writer) syncRows(ref string, old, rows []row) error {
 type searchOp struct {
 	key   string
 	value []byte
+	seq   int
 }
 
 // flushSearch applies the pending search writes in key order. Index rows
@@ -878,7 +888,12 @@ type searchOp struct {
 // entity deleted then indexed again in the same transaction) keep their
 // order.
 func (w *writer) flushSearch() error {
-	slices.SortStableFunc(w.searchOps, func(a, b searchOp) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(w.searchOps, func(a, b searchOp) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	})
 	for _, op := range w.searchOps {
 		var err error
 		if op.value == nil {

@@ -16,8 +16,10 @@ func syntheticFinal(i int) (ref string, body []byte) {
 	kinds := []string{"Component", "Component", "Component", "API", "Resource", "System", "Group", "User"}
 	types := []string{"service", "website", "library", "openapi", "database", "grpc"}
 	kind := kinds[i%len(kinds)]
-	// Names are not in ingestion order: a catalog is read file by file.
-	name := fmt.Sprintf("entity-%07d", (i*7919+13)%1000003)
+	// The engine claims new entities in ref order, so a batch of 500 is a
+	// contiguous run of refs; successive batches land anywhere in the ref
+	// space (discovery is file by file).
+	name := fmt.Sprintf("entity-%07d", ((i/500)*7919%1009)*500+i%500)
 	ref = fmt.Sprintf("%s:default/%s", lower(kind), name)
 	body = fmt.Appendf(nil, `{"apiVersion":"backstage.io/v1alpha1","kind":%q,"metadata":{"etag":"0123456789abcdef0123456789abcdef01234567","uid":"%08x-1111-2222-3333-444455556666",`+
 		`"annotations":{"backstage.io/managed-by-location":"file:/catalog/team-%d/catalog-info.yaml","backstage.io/managed-by-origin-location":"file:/catalog/all.yaml","github.com/project-slug":"acme/%s"},`+
