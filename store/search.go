@@ -62,6 +62,9 @@ const (
 // value is nullValue when the row has none (orig is then empty).
 type row struct {
 	path, value, orig string
+	// seq is the order in which flatten found the row; it only breaks
+	// ties between duplicates and is not stored.
+	seq int32
 }
 
 func (r row) null() bool { return r.value == nullValue }
@@ -104,22 +107,22 @@ func flatten(body []byte) ([]row, error) {
 		f.add("metadata.namespace", "default", false)
 	}
 	f.explicit("metadata.uid", f.uid)
-	f.rows = append(f.rows, row{})
-	return normalizeRows(f.rows), nil
+	f.rows = append(f.rows, row{seq: int32(len(f.rows))})
+	rows := normalizeRows(f.rows)
+	for i := range rows {
+		rows[i].seq = 0
+	}
+	return rows, nil
 }
 
-// normalizeRows sorts rows by path then value and drops duplicates.
-//
-// Among duplicates the smallest original value is kept rather than the
-// first seen (Backstage keeps the first): the rows must be a function of
-// the entity alone, and a total order lets the sort be the fast unstable
-// one.
+// normalizeRows sorts rows by path then value and drops duplicates,
+// keeping the original value seen first, as Backstage does.
 func normalizeRows(rows []row) []row {
 	slices.SortFunc(rows, func(a, b row) int {
 		if c := compareRows(a, b); c != 0 {
 			return c
 		}
-		return strings.Compare(a.orig, b.orig)
+		return int(a.seq - b.seq)
 	})
 	return slices.CompactFunc(rows, func(a, b row) bool { return a.path == b.path && a.value == b.value })
 }
@@ -176,15 +179,15 @@ func (f *flattener) add(key, value string, null bool) {
 		return
 	}
 	if null {
-		f.rows = append(f.rows, row{path: k, value: nullValue})
+		f.rows = append(f.rows, row{path: k, value: nullValue, seq: int32(len(f.rows))})
 		return
 	}
 	v := strings.ToLower(value)
 	if utf16Len(v) > maxSearchValueLen || strings.IndexByte(v, 0) >= 0 {
-		f.rows = append(f.rows, row{path: k, value: nullValue})
+		f.rows = append(f.rows, row{path: k, value: nullValue, seq: int32(len(f.rows))})
 		return
 	}
-	f.rows = append(f.rows, row{path: k, value: v, orig: value})
+	f.rows = append(f.rows, row{path: k, value: v, orig: value, seq: int32(len(f.rows))})
 }
 
 func (f *flattener) explicit(key string, s *scalar) {
@@ -909,9 +912,15 @@ func (w *writer) flushSearch() error {
 	return nil
 }
 
+// uncountedFacets are paths whose values are unique or nearly so: a count
+// per value would cost a facets write per entity and save nothing, since
+// such a facet is as long as the path's search rows, from which Facets
+// computes it instead.
+var uncountedFacets = map[string]bool{"metadata.uid": true, "metadata.name": true}
+
 // facet records a change of the count of r's (path, original value).
 func (w *writer) facet(r row, delta int64) {
-	if r.null() {
+	if r.null() || uncountedFacets[r.path] {
 		return
 	}
 	if w.facetDelta == nil {

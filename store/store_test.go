@@ -30,7 +30,16 @@ func openDB(t testing.TB) *store.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() {
+		// Whatever a test did, the search index must equal a rebuild
+		// from the served entities (benchmarks skip the walk).
+		if _, bench := t.(*testing.B); !bench {
+			if err := db.CheckIndex(); err != nil {
+				t.Error(err)
+			}
+		}
+		db.Close()
+	})
 	return db
 }
 

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// CheckIndex rebuilds the search, searchref and facets buckets from the
+// served entities and compares them with the maintained ones, key by key
+// and value by value: incremental maintenance must equal a rebuild.
+func (d *DB) CheckIndex() error {
+	return d.bolt.View(func(tx *bolt.Tx) error {
+		b := open(tx)
+		search := map[string]string{}
+		searchRef := map[string]string{}
+		facets := map[string]uint64{}
+		err := b.final.ForEach(func(k, v []byte) error {
+			ref := string(k)
+			rows, err := flatten(v[etagLen:])
+			if err != nil {
+				return fmt.Errorf("%s: %w", ref, err)
+			}
+			searchRef[ref] = string(encodeRows(rows))
+			flags := rowFlags(rows, nil)
+			for i, r := range rows {
+				fl := flags[i]
+				val := ""
+				if !r.null() && r.orig != r.value {
+					fl |= rowOrig
+					val = r.orig
+				}
+				search[string(searchKey(nil, r.path, r.value, ref))] = string(append([]byte{fl}, val...))
+				if !r.null() && !uncountedFacets[r.path] {
+					facets[r.path+"\x00"+r.orig]++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := sameBucket("search", b.search, search); err != nil {
+			return err
+		}
+		if err := sameBucket("searchref", b.searchRef, searchRef); err != nil {
+			return err
+		}
+		want := map[string]string{}
+		for k, n := range facets {
+			want[k] = string(binary.BigEndian.AppendUint64(nil, n))
+		}
+		return sameBucket("facets", b.facets, want)
+	})
+}
+
+func sameBucket(name string, bk *bolt.Bucket, want map[string]string) error {
+	got := map[string]string{}
+	_ = bk.ForEach(func(k, v []byte) error {
+		got[string(k)] = string(v)
+		return nil
+	})
+	var diffs []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if g, ok := got[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("missing %q = %q", k, want[k]))
+		} else if g != want[k] {
+			diffs = append(diffs, fmt.Sprintf("%q = %q, want %q", k, g, want[k]))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("extra %q = %q", k, got[k]))
+		}
+	}
+	if len(diffs) > 0 {
+		if len(diffs) > 20 {
+			diffs = append(diffs[:20], "…")
+		}
+		return fmt.Errorf("%s bucket differs from a rebuild:\n\t%s", name, strings.Join(diffs, "\n\t"))
+	}
+	return nil
+}
+
+// FacetRows returns the raw facet counts of path, for tests that check
+// the bucket itself rather than Facets' answer.
+func (d *DB) FacetRows(path string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		c := open(tx).facets.Cursor()
+		pre := append([]byte(path), 0)
+		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
+			out[string(k[len(pre):])] = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SearchRows lists ref's stored search rows as "path=value".
+func (d *DB) SearchRows(ref string) ([]string, error) {
+	var out []string
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		rows, err := decodeRows(open(tx).searchRef.Get([]byte(ref)))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.path != "" {
+				out = append(out, r.path+"="+strings.ReplaceAll(r.value, nullValue, "∅"))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
