@@ -95,6 +95,20 @@ type Options struct {
 	ReadOnly bool
 	// MaxBody limits request bodies in bytes; 0 means DefaultMaxBody.
 	MaxBody int64
+	// Status is the engine's own view, served under /api/pipeline and
+	// /metrics; *engine.Engine implements it.
+	Status Status
+	// Reload reloads the pipeline files (POST /api/pipeline/reload); nil
+	// disables the route.
+	Reload func() error
+}
+
+// Status is what the engine reports about itself.
+type Status interface {
+	Pipelines() []engine.PipelineInfo
+	LocationStatuses() []engine.LocationStatus
+	HookStats() []engine.HookStat
+	ETagStats() (hits, misses int64)
 }
 
 // The store and the engine are what the API is built for.

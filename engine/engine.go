@@ -43,6 +43,8 @@ type Engine struct {
 	caughtUp     chan struct{}
 	caughtUpOnce sync.Once
 
+	obs observer
+
 	mu  sync.Mutex
 	rnd *rand.Rand
 	now func() time.Time

@@ -21,6 +21,8 @@ type Pipeline struct {
 	Name      string
 	Locations []RootLocation
 	Stages    []Stage
+	// StageInfo describes Stages (same order) for status endpoints.
+	StageInfo []StageInfo
 	// AllowFiles and AllowHosts are the read confinement the pipeline's
 	// stages were built with; kept here for status endpoints and for
 	// checking locations registered later.

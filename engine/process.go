@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/catalog-pipeline/pipeline/catalog"
+	"github.com/catalog-pipeline/pipeline/reading"
 	"github.com/catalog-pipeline/pipeline/store"
 )
 
@@ -256,8 +258,10 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	// 1. Pre-process.
 	for _, s := range h.pre {
 		done := false
+		start := time.Now()
 		next, err := s.PreProcessEntity(ctx, ent, loc, emitFor(&done), cs.forStage(s.Name()))
 		done = true
+		e.obs.hook(pl.Name, s.Name(), "preProcessEntity", start, err)
 		if err != nil {
 			return fail(stageError(s.Name(), "preProcessEntity", err))
 		}
@@ -280,7 +284,9 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	}
 	accepted := false
 	for _, s := range h.validators {
+		start := time.Now()
 		ok, err := s.ValidateEntityKind(ctx, ent)
+		e.obs.hook(pl.Name, s.Name(), "validateEntityKind", start, err)
 		if err != nil {
 			return fail(stageError(s.Name(), "validateEntityKind", err))
 		}
@@ -293,7 +299,7 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 
 	// 3. Location entities: read their targets (the engine's own step).
 	if strings.EqualFold(ent.Kind, catalog.KindLocation) && !opts.noRead {
-		if se := e.readTargets(ctx, h, ent, loc, r, cs, emitFor); se != nil {
+		if se := e.readTargets(ctx, pl.Name, h, ent, loc, r, cs, emitFor); se != nil {
 			return fail(*se)
 		}
 	}
@@ -301,8 +307,10 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	// 4. Post-process.
 	for _, s := range h.post {
 		done := false
+		start := time.Now()
 		next, err := s.PostProcessEntity(ctx, ent, loc, emitFor(&done), cs.forStage(s.Name()))
 		done = true
+		e.obs.hook(pl.Name, s.Name(), "postProcessEntity", start, err)
 		if err != nil {
 			return fail(stageError(s.Name(), "postProcessEntity", err))
 		}
@@ -355,7 +363,7 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 // readTargets is Backstage's special Location step: every target of the
 // Location entity, resolved against the entity's own location, is read by
 // the first stage that handles its type.
-func (e *Engine) readTargets(ctx context.Context, h *hooks, ent *catalog.Entity, loc Location, r *run, cs *caches, emitFor func(*bool) Emit) *catalog.SerializedError {
+func (e *Engine) readTargets(ctx context.Context, pipeline string, h *hooks, ent *catalog.Entity, loc Location, r *run, cs *caches, emitFor func(*bool) Emit) *catalog.SerializedError {
 	typ, _ := ent.Spec["type"].(string)
 	if typ == "" {
 		typ = loc.Type
@@ -380,23 +388,39 @@ func (e *Engine) readTargets(ctx context.Context, h *hooks, ent *catalog.Entity,
 		}
 		l := Location{Type: typ, Target: target}
 		handled := false
+		trace := &reading.Trace{}
+		tctx := reading.WithTrace(ctx, trace)
+		before := len(r.children)
+		status := func(err error) {
+			s := LocationStatus{Pipeline: pipeline, Location: l, Entity: r.ref, LastRead: e.now(),
+				Requests: trace.Requests.Load(), NotModified: trace.NotModified.Load(), Entities: len(r.children) - before}
+			if err != nil {
+				s.LastError = err.Error()
+			}
+			e.obs.locationRead(s)
+		}
 		for _, s := range h.readers {
 			done := false
-			ok, err := s.ReadLocation(ctx, l, optional, emitFor(&done), cs.forTarget(s.Name(), target))
+			start := time.Now()
+			ok, err := s.ReadLocation(tctx, l, optional, emitFor(&done), cs.forTarget(s.Name(), target))
 			done = true
+			e.obs.hook(pipeline, s.Name(), "readLocation", start, err)
 			var pe *ProcessingError
 			if err != nil && errors.As(err, &pe) && pe.Name == NotFoundErrorName {
 				// A missing source is not a failed read: record it, and let
 				// the entities that came from it go.
 				r.emit(ErrorResult{Location: l, Err: err})
+				status(err)
 				handled = true
 				break
 			}
 			if err != nil {
+				status(err)
 				se := stageError(s.Name(), "readLocation "+l.String(), err)
 				return &se
 			}
 			if ok {
+				status(nil)
 				handled = true
 				break
 			}

@@ -48,6 +48,12 @@ func (r *Reader) Fetch(ctx context.Context, rawURL string, o FetchOptions) (*Res
 		return nil, fmt.Errorf("fetch %s: %w", rawURL, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
+	if t := traceOf(ctx); t != nil {
+		t.Requests.Add(1)
+		if resp.StatusCode == http.StatusNotModified {
+			t.NotModified.Add(1)
+		}
+	}
 
 	out := &Response{
 		Status: resp.StatusCode,

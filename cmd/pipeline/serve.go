@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/catalog-pipeline/pipeline/api"
 	"github.com/catalog-pipeline/pipeline/builtin"
 	"github.com/catalog-pipeline/pipeline/engine"
 	"github.com/catalog-pipeline/pipeline/engine/config"
@@ -27,6 +32,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dir := fs.String("config", "pipelines", "folder of *.hcl pipeline files (watched: edits are applied without a restart)")
 	dbPath := fs.String("db", "data/catalog.db", "bbolt file holding the catalog")
+	listen := fs.String("listen", "127.0.0.1:7007", `address of the HTTP API (Backstage's port); "" or "off" disables it`)
+	token := fs.String("token", os.Getenv("PIPELINE_API_TOKEN"), "bearer token required by mutating API routes (default $PIPELINE_API_TOKEN)")
+	readOnly := fs.Bool("readonly", false, "refuse location changes over the API (403), like Backstage's catalog.readonly")
 	var lf logFlags
 	lf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +72,35 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	}
+	var srv *http.Server
+	if *listen != "" && *listen != "off" {
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipeline serve: listen on %s: %v\n", *listen, err)
+			return exitFail
+		}
+		srv = &http.Server{
+			Handler: api.New(api.Options{Catalog: db, Engine: eng, Logger: log, Token: *token, ReadOnly: *readOnly,
+				Status: eng, Reload: func() error {
+					cfg, err := config.Load(*dir, opts)
+					if err != nil {
+						return err
+					}
+					return eng.Reload(cfg)
+				}}),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      2 * time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		wg.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("HTTP server stopped", "error", err)
+			}
+		})
+		log.Info("HTTP API listening", "url", "http://"+ln.Addr().String()+"/api/catalog/entities", "token_required", *token != "")
+	}
 	log.Info("serving", "config", *dir, "db", *dbPath, "pipelines", len(cfg.Pipelines), "workers", cfg.Engine.Workers)
 	done := make(chan error, 1)
 	go func() { done <- eng.Serve(ctx) }()
@@ -89,6 +126,11 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	stop()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
 	wg.Wait()
 	if err := db.Close(); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("close store: %w", err)

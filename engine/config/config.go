@@ -374,8 +374,9 @@ func (l *loader) pipeline(b *hcl.Block, ctx *hcl.EvalContext, dir string) *engin
 			continue
 		}
 		names[sname] = blk
-		if st := l.stage(name, blk, ctx, dir, reader); st != nil {
+		if st, info := l.stage(name, blk, ctx, dir, reader); st != nil {
 			p.Stages = append(p.Stages, st)
+			p.StageInfo = append(p.StageInfo, info)
 		}
 	}
 	if dup {
@@ -467,11 +468,11 @@ func (l *loader) location(b *hcl.Block, ctx *hcl.EvalContext, dir string) (engin
 
 // stage decodes one stage block and builds the stage; nil when anything
 // is wrong, with the reasons in l.diags.
-func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir string, reader *reading.Reader) engine.Stage {
+func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir string, reader *reading.Reader) (engine.Stage, engine.StageInfo) {
 	name := b.Labels[0]
 	if name == "" {
 		l.diags = l.diags.Append(errorf(b.LabelRanges[0].Ptr(), "empty stage name", "A stage needs a name."))
-		return nil
+		return nil, engine.StageInfo{}
 	}
 	meta, rest, diags := b.Body.PartialContent(stageMeta)
 	l.diags = append(l.diags, diags...)
@@ -481,7 +482,7 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 		v, diags := a.Expr.Value(ctx)
 		l.diags = append(l.diags, diags...)
 		if diags.HasErrors() {
-			return nil
+			return nil, engine.StageInfo{}
 		}
 		s, err := convert.Convert(v, cty.String)
 		if err != nil || s.IsNull() || !s.IsKnown() {
@@ -492,7 +493,7 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 				Subject:  typRange.Ptr(),
 				Context:  a.Range.Ptr(),
 			})
-			return nil
+			return nil, engine.StageInfo{}
 		}
 		typ = s.AsString()
 	} else if probe, _, _ := b.Body.PartialContent(scriptProbe); probe.Attributes[ScriptStageType] != nil {
@@ -511,12 +512,12 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 			detail += "Known stage types: " + strings.Join(l.names, ", ") + "."
 		}
 		l.diags = l.diags.Append(errorf(typRange.Ptr(), fmt.Sprintf("unknown stage type %q", typ), "%s", detail))
-		return nil
+		return nil, engine.StageInfo{}
 	}
 	settings, ok, diags := decodeFields(rest, spec.Fields, ctx, dir, b.DefRange)
 	l.diags = append(l.diags, diags...)
 	if !ok {
-		return nil
+		return nil, engine.StageInfo{}
 	}
 	st, err := spec.New(engine.Build{
 		Pipeline: pipeline,
@@ -531,9 +532,13 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 	}
 	if err != nil {
 		l.diags = l.diags.Append(errorf(b.DefRange.Ptr(), fmt.Sprintf("cannot build stage %q", name), "%s", sentence(err.Error())))
-		return nil
+		return nil, engine.StageInfo{}
 	}
-	return st
+	info := engine.StageInfo{Name: name, Type: typ}
+	if v, ok := settings[ScriptStageType]; ok && v.Type() == cty.String && !v.IsNull() {
+		info.Script = v.AsString()
+	}
+	return st, info
 }
 
 // stringList evaluates an optional list-of-strings attribute. set is false
