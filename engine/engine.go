@@ -305,6 +305,15 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 	return ls, err
 }
 
+// RunDue processes what is due now, and what that emits, then returns —
+// one turn of the Serve loop without the waiting. Roots are not synced.
+// Benchmarks and tools use it to measure a refresh of just what is due
+// (for example after Refresh of one location).
+func (e *Engine) RunDue(ctx context.Context) (RunStats, error) {
+	start := e.now()
+	return e.loop(ctx, func() time.Time { return start }, nil)
+}
+
 // Serve runs the ingestion loop until ctx is cancelled: roots are synced,
 // then due entities are claimed in batches, processed by the workers and
 // committed by a single writer; when nothing is due the loop sleeps until

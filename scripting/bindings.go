@@ -36,9 +36,10 @@ func (rt *jsRuntime) install() {
 		rt.errorClasses[n] = helpers.Get(n)
 	}
 	rt.responseKind = helpers.Get("response").(*goja.Object)
-	freeze, _ := goja.AssertFunction(helpers.Get("deepFreeze"))
+	rt.freeze, _ = goja.AssertFunction(helpers.Get("deepFreeze"))
+	rt.installLazy()
 	frozen := func(v goja.Value) goja.Value {
-		out, err := freeze(goja.Undefined(), v)
+		out, err := rt.freeze(goja.Undefined(), v)
 		if err != nil {
 			panic(err)
 		}
@@ -156,9 +157,14 @@ func (rt *jsRuntime) toResult(v goja.Value) (engine.Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("entity result: %w", err)
 		}
-		ent, err := entityFromJS(o.Get("entity"))
+		ent, shared, err := rt.entityResult(o.Get("entity"))
 		if err != nil {
 			return nil, fmt.Errorf("entity result: entity: %w", err)
+		}
+		if shared {
+			// The engine annotates the child: it must not share maps with
+			// the entity being processed.
+			ent = ent.Clone()
 		}
 		r := engine.EntityResult{Location: loc, Entity: ent}
 		switch k := o.Get("locationKey"); {

@@ -84,6 +84,21 @@ type jsRuntime struct {
 	errorClasses map[string]goja.Value
 	errorCtor    goja.Value
 	responseKind *goja.Object
+	freeze       goja.Callable
+
+	// Lazy entity parts (lazy.go): shared accessors, and the values they
+	// return for untouched parts while a result is converted.
+	lazyGet, lazySet [len(lazyKeys)]goja.Value
+	untouched        [len(lazyKeys)]*goja.Object
+	// locs caches the frozen location objects hooks receive.
+	locs map[engine.Location]goja.Value
+
+	// timer bounds each run by the stage timeout; it is created once and
+	// re-armed per call. fired is set when it (or ctx) interrupted the vm.
+	timer *time.Timer
+	fired atomic.Bool
+	// cs is the storage of call, reused from call to call.
+	cs callState
 }
 
 // callState is what the bindings need during one hook call.
@@ -96,6 +111,12 @@ type callState struct {
 	entity   *catalog.Entity
 	loc      engine.Location
 	hasLoc   bool
+	// lazy lists the entity objects of this call whose parts are built on
+	// first read; inspect is the object whose properties the conversion of
+	// a result is reading, whose lazy getters then report untouched parts
+	// instead of building them.
+	lazy    []*lazyEntity
+	inspect goja.Value
 }
 
 // logAttrs tag log lines with what is being processed.
@@ -160,14 +181,14 @@ func (s *Stage) compile(src []byte) (*goja.Program, error) {
 func (s *Stage) newRuntime(ctx context.Context, ver *version) (rt *jsRuntime, err error) {
 	vm := goja.New()
 	vm.SetMaxCallStackSize(s.maxStack)
-	rt = &jsRuntime{s: s, vm: vm, ver: ver}
+	rt = &jsRuntime{s: s, vm: vm, ver: ver, locs: map[engine.Location]goja.Value{}}
 	defer func() {
 		if x := recover(); x != nil {
 			s.log.Error("script runtime panicked while loading", "script", s.display, "panic", x, "stack", string(debug.Stack()))
 			rt, err = nil, s.scriptError(engine.GeneralErrorName, fmt.Sprintf("loading the script crashed its runtime: %v", x), nil, nil)
 		}
 	}()
-	stop := s.guard(ctx, vm)
+	stop := rt.guard(ctx)
 	err = rt.try(func() {
 		rt.install()
 		rt.load()
@@ -279,30 +300,37 @@ func isUncatchable(err error) bool {
 	return errors.As(err, &intr) || errors.As(err, &over)
 }
 
-// guard bounds a run of vm by the stage timeout and by ctx: either
-// interrupts it. stop must be called when the run is over; it reports
-// whether an interrupt was (or may still be) delivered, in which case the
-// runtime must be discarded: an interrupt that lands after the run stays
-// pending and would fail the next one.
-func (s *Stage) guard(ctx context.Context, vm *goja.Runtime) (stop func() (interrupted bool)) {
-	var fired atomic.Bool
-	t := time.AfterFunc(s.timeout, func() {
-		fired.Store(true)
-		vm.Interrupt(errTimeout)
-	})
+// guard bounds a run of the runtime by the stage timeout and by ctx:
+// either interrupts it. stop must be called when the run is over; it
+// reports whether an interrupt was (or may still be) delivered, in which
+// case the runtime must be discarded: an interrupt that lands after the run
+// stays pending and would fail the next one. The timer is the runtime's
+// own, re-armed per run: a runtime runs one call at a time, and one whose
+// timer may still fire is never run again.
+func (rt *jsRuntime) guard(ctx context.Context) (stop func() (interrupted bool)) {
+	vm := rt.vm
+	rt.fired.Store(false)
+	if rt.timer == nil {
+		rt.timer = time.AfterFunc(rt.s.timeout, func() {
+			rt.fired.Store(true)
+			vm.Interrupt(errTimeout)
+		})
+	} else {
+		rt.timer.Reset(rt.s.timeout)
+	}
 	var stopCtx func() bool
 	if ctx.Done() != nil {
 		stopCtx = context.AfterFunc(ctx, func() {
-			fired.Store(true)
+			rt.fired.Store(true)
 			vm.Interrupt(context.Cause(ctx))
 		})
 	}
 	return func() bool {
-		clean := t.Stop()
+		clean := rt.timer.Stop()
 		if stopCtx != nil && !stopCtx() {
 			clean = false
 		}
-		if !clean || fired.Load() {
+		if !clean || rt.fired.Load() {
 			return true
 		}
 		vm.ClearInterrupt()
@@ -377,11 +405,15 @@ func (s *Stage) call(ctx context.Context, h hook, cs *callState, fn func(rt *jsR
 	cs.ctx = ctx
 	cs.hook = h
 	cs.deadline = time.Now().Add(s.timeout)
-	rt.call = cs
+	cs.lazy = rt.cs.lazy[:0]
+	rt.cs = *cs
+	rt.call = &rt.cs
 	reuse := false
-	stop := s.guard(ctx, rt.vm)
+	stop := rt.guard(ctx)
 	defer func() {
 		interrupted := stop()
+		clear(rt.cs.lazy)
+		rt.cs = callState{lazy: rt.cs.lazy[:0]}
 		rt.call = nil
 		if x := recover(); x != nil {
 			s.log.Error("script runtime panicked", "script", s.display, "hook", h.String(), "panic", x, "stack", string(debug.Stack()))

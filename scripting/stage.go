@@ -361,7 +361,7 @@ func (s *Stage) ReadLocation(ctx context.Context, loc engine.Location, optional 
 	handled := false
 	cs := &callState{emit: emit, cache: cache, loc: loc, hasLoc: true}
 	ran, err := s.call(ctx, hookReadLocation, cs, func(rt *jsRuntime, f goja.Callable) error {
-		v, err := f(rt.exports, locationToJS(rt.vm, loc.Type, loc.Target), rt.vm.ToValue(optional))
+		v, err := f(rt.exports, rt.location(loc), rt.vm.ToValue(optional))
 		if err != nil {
 			return err
 		}
@@ -382,13 +382,16 @@ func (s *Stage) ReadLocation(ctx context.Context, loc engine.Location, optional 
 }
 
 // PreProcessEntity calls the script's preProcessEntity(entity, location,
-// originLocation) and returns the entity it returned.
+// originLocation) and returns the entity it returned. The parts of e the
+// script never read are reused, not copied, so the result may share maps
+// with e, as with the Go stages that edit e in place.
 func (s *Stage) PreProcessEntity(ctx context.Context, e *catalog.Entity, loc engine.Location, emit engine.Emit, cache engine.Cache) (*catalog.Entity, error) {
 	return s.processEntity(ctx, hookPreProcess, e, loc, emit, cache)
 }
 
 // PostProcessEntity calls the script's postProcessEntity(entity, location)
-// and returns the entity it returned.
+// and returns the entity it returned (sharing the maps of the parts the
+// script never read with e, as PreProcessEntity).
 func (s *Stage) PostProcessEntity(ctx context.Context, e *catalog.Entity, loc engine.Location, emit engine.Emit, cache engine.Cache) (*catalog.Entity, error) {
 	return s.processEntity(ctx, hookPostProcess, e, loc, emit, cache)
 }
@@ -401,16 +404,17 @@ func (s *Stage) processEntity(ctx context.Context, h hook, e *catalog.Entity, lo
 	out := e
 	cs := &callState{emit: emit, cache: cache, entity: e, loc: loc, hasLoc: true}
 	ran, err := s.call(ctx, h, cs, func(rt *jsRuntime, f goja.Callable) error {
-		vm := rt.vm
-		args := []goja.Value{entityToJS(vm, e), locationToJS(vm, loc.Type, loc.Target)}
+		args := [3]goja.Value{rt.entityArg(e), rt.location(loc)}
+		n := 2
 		if h == hookPreProcess {
 			origin := loc
 			if o, err := engine.ParseLocationRef(e.Annotation(catalog.AnnotationManagedByOriginLocation)); err == nil {
 				origin = o
 			}
-			args = append(args, locationToJS(vm, origin.Type, origin.Target))
+			args[2] = rt.location(origin)
+			n = 3
 		}
-		v, err := f(rt.exports, args...)
+		v, err := f(rt.exports, args[:n]...)
 		if err != nil {
 			return err
 		}
@@ -420,7 +424,7 @@ func (s *Stage) processEntity(ctx context.Context, h hook, e *catalog.Entity, lo
 		if o, ok := v.(*goja.Object); !ok || o.ClassName() != "Object" {
 			return s.returnError(h, "the entity object", v)
 		}
-		got, err := entityFromJS(v)
+		got, _, err := rt.entityResult(v)
 		if err != nil {
 			if isJSError(err) {
 				return err
@@ -450,7 +454,7 @@ func (s *Stage) ValidateEntityKind(ctx context.Context, e *catalog.Entity) (bool
 	accepted := false
 	cs := &callState{entity: e}
 	_, err := s.call(ctx, hookValidate, cs, func(rt *jsRuntime, f goja.Callable) error {
-		v, err := f(rt.exports, entityToJS(rt.vm, e))
+		v, err := f(rt.exports, rt.entityArg(e))
 		if err != nil {
 			return err
 		}

@@ -153,42 +153,47 @@ func (e *valueError) Error() string {
 // maps. Own properties are read, enumerable or not (data objects have no
 // others); prefix names the value in errors.
 func fromJS(v goja.Value, prefix string) (any, error) {
-	return fromJSAt(v, &pathNode{key: prefix, index: -1}, 0)
+	w := walker{path: make([]pathElem, 1, 16)}
+	w.path[0] = pathElem{key: prefix, index: -1}
+	return w.value(v, 0)
 }
 
-// pathNode is one step of the path to a value; the path string is only
-// built for an error.
-type pathNode struct {
-	parent *pathNode
-	key    string
-	index  int // -1 for object keys
+// walker converts JS values to Go, keeping the path to the value being
+// converted on a stack so that only errors pay for building it.
+type walker struct {
+	path []pathElem
+	// conv resolves untouched parts of lazy entity objects; nil outside
+	// hook results.
+	conv *converter
 }
 
-func (p *pathNode) String() string {
-	if p == nil {
-		return ""
-	}
-	var parts []*pathNode
-	for n := p; n != nil; n = n.parent {
-		parts = append(parts, n)
-	}
+// pathElem is one step of a path: an object key, or an array index when
+// index >= 0.
+type pathElem struct {
+	key   string
+	index int
+}
+
+func (w *walker) at() string {
 	var b strings.Builder
-	for i := len(parts) - 1; i >= 0; i-- {
-		n := parts[i]
+	for _, p := range w.path {
 		switch {
-		case n.index >= 0:
-			b.WriteString("[" + strconv.Itoa(n.index) + "]")
-		case n.key == "":
+		case p.index >= 0:
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(p.index))
+			b.WriteByte(']')
+		case p.key == "":
 		case b.Len() > 0:
-			b.WriteString("." + n.key)
+			b.WriteByte('.')
+			b.WriteString(p.key)
 		default:
-			b.WriteString(n.key)
+			b.WriteString(p.key)
 		}
 	}
 	return b.String()
 }
 
-func fromJSAt(v goja.Value, at *pathNode, depth int) (any, error) {
+func (w *walker) value(v goja.Value, depth int) (any, error) {
 	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
 		return nil, nil
 	}
@@ -204,22 +209,24 @@ func fromJSAt(v goja.Value, at *pathNode, depth int) (any, error) {
 			return float64(x), nil
 		case float64:
 			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, &valueError{at.String(), fmt.Sprintf("%v is not a JSON number", x)}
+				return nil, &valueError{w.at(), fmt.Sprintf("%v is not a JSON number", x)}
 			}
 			return x, nil
 		default:
-			return nil, &valueError{at.String(), "is a " + jsTypeName(v) + ", not a JSON value"}
+			return nil, &valueError{w.at(), "is a " + jsTypeName(v) + ", not a JSON value"}
 		}
 	}
 	if depth >= maxDepth {
-		return nil, &valueError{shortPath(at.String()), fmt.Sprintf("is nested more than %d levels deep (does an object contain itself?)", maxDepth)}
+		return nil, &valueError{shortPath(w.at()), fmt.Sprintf("is nested more than %d levels deep (does an object contain itself?)", maxDepth)}
 	}
 	switch cls := obj.ClassName(); cls {
 	case "Array":
 		n := int(obj.Get("length").ToInteger())
 		out := make([]any, n)
 		for i := 0; i < n; i++ {
-			x, err := fromJSAt(obj.Get(strconv.Itoa(i)), &pathNode{parent: at, index: i}, depth+1)
+			w.path = append(w.path, pathElem{index: i})
+			x, err := w.value(obj.Get(strconv.Itoa(i)), depth+1)
+			w.path = w.path[:len(w.path)-1]
 			if err != nil {
 				return nil, err
 			}
@@ -230,11 +237,17 @@ func fromJSAt(v goja.Value, at *pathNode, depth int) (any, error) {
 		keys := obj.GetOwnPropertyNames()
 		out := make(map[string]any, len(keys))
 		for _, k := range keys {
-			item := obj.Get(k)
+			item := w.conv.get(obj, k)
 			if item == nil || goja.IsUndefined(item) {
 				continue
 			}
-			x, err := fromJSAt(item, &pathNode{parent: at, key: k, index: -1}, depth+1)
+			if le, i, ok := w.conv.part(obj, item); ok {
+				out[k] = partValue(le, i)
+				continue
+			}
+			w.path = append(w.path, pathElem{key: k, index: -1})
+			x, err := w.value(item, depth+1)
+			w.path = w.path[:len(w.path)-1]
 			if err != nil {
 				return nil, err
 			}
@@ -242,9 +255,9 @@ func fromJSAt(v goja.Value, at *pathNode, depth int) (any, error) {
 		}
 		return out, nil
 	case "Function":
-		return nil, &valueError{at.String(), "is a function, not a JSON value"}
+		return nil, &valueError{w.at(), "is a function, not a JSON value"}
 	default:
-		return nil, &valueError{at.String(), "is a " + cls + ", not a JSON value (convert it first, for example with toISOString() or Object.fromEntries())"}
+		return nil, &valueError{w.at(), "is a " + cls + ", not a JSON value (convert it first, for example with toISOString() or Object.fromEntries())"}
 	}
 }
 
@@ -331,10 +344,17 @@ func jsString(v goja.Value) (string, bool) {
 
 // entityToJS renders an entity as a native JS object: the object toJS
 // would build from e.ToMap() (same keys, same sorted order), built straight
-// from the struct to save ToMap's copy of the whole entity, which is a
-// sixth of the cost of a call.
+// from the struct to save ToMap's copy of the whole entity.
 func entityToJS(vm *goja.Runtime, e *catalog.Entity) goja.Value {
 	o := vm.NewObject()
+	for _, k := range entityKeys(e) {
+		_ = o.Set(k, entityPartToJS(vm, e, k))
+	}
+	return o
+}
+
+// entityKeys are the root keys of e.ToMap(), sorted.
+func entityKeys(e *catalog.Entity) []string {
 	keys := make([]string, 0, 6+len(e.Extra))
 	add := func(k string, present bool) {
 		if present {
@@ -353,27 +373,27 @@ func entityToJS(vm *goja.Runtime, e *catalog.Entity) goja.Value {
 		}
 	}
 	slices.Sort(keys)
-	for _, k := range keys {
-		var v goja.Value
-		switch k {
-		case "apiVersion":
-			v = vm.ToValue(e.APIVersion)
-		case "kind":
-			v = vm.ToValue(e.Kind)
-		case "metadata":
-			v = metadataToJS(vm, &e.Metadata)
-		case "spec":
-			v = toJSDepth(vm, e.Spec, 1)
-		case "relations", "status":
-			// Rare on the way in (the engine strips them); not worth a
-			// second renderer.
-			v = toJSDepth(vm, e.ToMap()[k], 1)
-		default:
-			v = toJSDepth(vm, e.Extra[k], 1)
-		}
-		_ = o.Set(k, v)
+	return keys
+}
+
+// entityPartToJS renders the root key k of e.
+func entityPartToJS(vm *goja.Runtime, e *catalog.Entity, k string) goja.Value {
+	switch k {
+	case "apiVersion":
+		return vm.ToValue(e.APIVersion)
+	case "kind":
+		return vm.ToValue(e.Kind)
+	case "metadata":
+		return metadataToJS(vm, &e.Metadata)
+	case "spec":
+		return toJSDepth(vm, e.Spec, 1)
+	case "relations", "status":
+		// Rare on the way in (the engine strips them); not worth a second
+		// renderer.
+		return toJSDepth(vm, e.ToMap()[k], 1)
+	default:
+		return toJSDepth(vm, e.Extra[k], 1)
 	}
-	return o
 }
 
 func metadataToJS(vm *goja.Runtime, md *catalog.Metadata) goja.Value {
@@ -434,15 +454,164 @@ func metadataToJS(vm *goja.Runtime, md *catalog.Metadata) goja.Value {
 
 // entityFromJS converts an entity object a script returned or emitted back
 // into an Entity. Errors name the field.
-func entityFromJS(v goja.Value) (*catalog.Entity, error) {
-	if o, ok := v.(*goja.Object); !ok || o.ClassName() != "Object" {
+func entityFromJS(v goja.Value, conv *converter) (*catalog.Entity, error) {
+	o, ok := v.(*goja.Object)
+	if !ok || o.ClassName() != "Object" {
 		return nil, fmt.Errorf("expected an entity object, got %s", describe(v))
 	}
-	m, err := fromJS(v, "")
+	if e, ok := fastEntity(o, conv); ok {
+		return e, nil
+	}
+	w := walker{path: make([]pathElem, 1, 16), conv: conv}
+	w.path[0].index = -1
+	m, err := w.value(v, 0)
 	if err != nil {
 		return nil, err
 	}
 	return catalog.FromMap(m.(map[string]any))
+}
+
+// fastEntity converts the usual shape of an entity (string envelope
+// fields, metadata of strings, string maps and string lists, a JSON spec)
+// straight into an Entity, without the intermediate maps of fromJS and
+// FromMap: that is a quarter of the conversion's allocations. Anything
+// else, including every error, makes it give up (ok false), and the general
+// path, whose messages name the faulty field, runs instead.
+func fastEntity(o *goja.Object, conv *converter) (*catalog.Entity, bool) {
+	e := &catalog.Entity{}
+	w := walker{path: make([]pathElem, 1, 16), conv: conv}
+	w.path[0].index = -1
+	for _, k := range o.GetOwnPropertyNames() {
+		item := conv.get(o, k)
+		if item == nil || goja.IsUndefined(item) {
+			continue
+		}
+		if le, i, ok := conv.part(o, item); ok {
+			switch {
+			case k != lazyKeys[i]:
+				return nil, false
+			case i == 0:
+				e.Metadata = le.e.Metadata
+			default:
+				e.Spec = le.e.Spec
+			}
+			continue
+		}
+		ok := true
+		switch k {
+		case "apiVersion":
+			e.APIVersion, ok = jsString(item)
+		case "kind":
+			e.Kind, ok = jsString(item)
+		case "metadata":
+			mo, isObj := item.(*goja.Object)
+			ok = isObj && mo.ClassName() == "Object" && fastMetadata(mo, &e.Metadata, &w)
+		case "spec":
+			if goja.IsNull(item) {
+				continue
+			}
+			x, err := w.value(item, 1)
+			e.Spec, ok = x.(map[string]any)
+			ok = ok && err == nil
+		default:
+			// relations, status and unknown root keys: rare, and
+			// FromMap's business.
+			ok = false
+		}
+		if !ok {
+			return nil, false
+		}
+	}
+	return e, true
+}
+
+func fastMetadata(o *goja.Object, md *catalog.Metadata, w *walker) bool {
+	for _, k := range o.GetOwnPropertyNames() {
+		item := o.Get(k)
+		if item == nil || goja.IsUndefined(item) {
+			continue
+		}
+		ok := true
+		switch k {
+		case "name":
+			md.Name, ok = jsString(item)
+		case "namespace":
+			md.Namespace, ok = jsString(item)
+		case "title":
+			md.Title, ok = jsString(item)
+		case "description":
+			md.Description, ok = jsString(item)
+		case "uid":
+			md.UID, ok = jsString(item)
+		case "etag":
+			md.Etag, ok = jsString(item)
+		case "labels":
+			md.Labels, ok = fastStringMap(item)
+		case "annotations":
+			md.Annotations, ok = fastStringMap(item)
+		case "tags":
+			md.Tags, ok = fastStringList(item)
+		case "links":
+			ok = false
+		default:
+			x, err := w.value(item, 2)
+			if err != nil {
+				return false
+			}
+			if md.Extra == nil {
+				md.Extra = map[string]any{}
+			}
+			md.Extra[k] = x
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func fastStringMap(v goja.Value) (map[string]string, bool) {
+	if goja.IsNull(v) {
+		return nil, true
+	}
+	o, ok := v.(*goja.Object)
+	if !ok || o.ClassName() != "Object" {
+		return nil, false
+	}
+	keys := o.GetOwnPropertyNames()
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		item := o.Get(k)
+		if item == nil || goja.IsUndefined(item) {
+			continue
+		}
+		s, ok := jsString(item)
+		if !ok {
+			return nil, false
+		}
+		out[k] = s
+	}
+	return out, true
+}
+
+func fastStringList(v goja.Value) ([]string, bool) {
+	if goja.IsNull(v) {
+		return nil, true
+	}
+	o, ok := v.(*goja.Object)
+	if !ok || o.ClassName() != "Array" {
+		return nil, false
+	}
+	n := int(o.Get("length").ToInteger())
+	out := make([]string, n)
+	for i := range out {
+		s, ok := jsString(o.Get(strconv.Itoa(i)))
+		if !ok {
+			return nil, false
+		}
+		out[i] = s
+	}
+	return out, true
 }
 
 // locationToJS renders a location as {type, target}, Backstage's
