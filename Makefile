@@ -7,7 +7,7 @@ CONFIG  ?= ./pipelines
 # Packages whose code runs goroutines are tested under the race detector.
 RACE_PKGS := ./engine/... ./store/... ./cmd/... ./reading/... ./scripting/... ./internal/systemx/...
 
-.PHONY: all build run run-once test bench vet fmt clean
+.PHONY: all build run run-once test bench microbench vet fmt clean
 
 all: build
 
@@ -29,6 +29,17 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# bench measures a real server on generated catalogs of 10k and 100k
+# entities and prints the table kept in BENCHMARKS.md; microbench runs the
+# Go micro-benchmarks of the hot pieces.
+bench: build microbench
+	./$(BIN) bench --sizes 10000,100000
+
+microbench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./builtin/ ./scripting/
+	$(GO) test -run '^$$' -bench 'Commit|Page|Facets|Stitch' -benchtime 20x ./store/
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./engine/ ./api/
 
 vet:
 	$(GO) vet ./...

@@ -30,6 +30,8 @@ func commands() []command {
 		{"run", "process the configured pipelines once (--once) and print a summary", runCmd},
 		{"entities", "print the entities the store serves", entitiesCmd},
 		{"generate", "write a generated catalog (for benchmarks and tests)", generateCmd},
+		{"bench", "measure ingest, refresh and HTTP queries on generated catalogs (make bench)", benchCmd},
+		{"bench-refresh", "ingest, then refresh one root location and report what was reprocessed (used by bench)", benchRefreshCmd},
 	}
 }
 
