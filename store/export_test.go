@@ -30,6 +30,9 @@ func (d *DB) CheckIndex() error {
 			flags := rowFlags(rows, nil)
 			for i, r := range rows {
 				fl := flags[i]
+				if fl&rowMin != 0 {
+					facets[r.path+"\x01"]++
+				}
 				val := ""
 				if !r.null() && r.orig != r.value {
 					fl |= rowOrig
@@ -37,7 +40,7 @@ func (d *DB) CheckIndex() error {
 				}
 				search[string(searchKey(nil, r.path, r.value, ref))] = string(append([]byte{fl}, val...))
 				if !r.null() && !uncountedFacets[r.path] {
-					facets[r.path+"\x00"+r.orig]++
+					facets[r.path+"\x00"+r.value+"\x00"+r.orig]++
 				}
 			}
 			return nil
@@ -87,15 +90,24 @@ func sameBucket(name string, bk *bolt.Bucket, want map[string]string) error {
 	return nil
 }
 
-// FacetRows returns the raw facet counts of path, for tests that check
+// ValuedKey is where FacetRows reports the number of entities with a value.
+const ValuedKey = "#entities"
+
+// FacetRows returns the raw facet counts of path by original value, and
+// under ValuedKey the number of entities with a value there, for tests that check
 // the bucket itself rather than Facets' answer.
 func (d *DB) FacetRows(path string) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		c := open(tx).facets.Cursor()
+		b := open(tx)
+		c := b.facets.Cursor()
 		pre := append([]byte(path), 0)
 		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
-			out[string(k[len(pre):])] = binary.BigEndian.Uint64(v)
+			rest := k[len(pre):]
+			out[string(rest[bytes.IndexByte(rest, 0)+1:])] = binary.BigEndian.Uint64(v)
+		}
+		if v := b.facets.Get(append([]byte(path), 1)); v != nil {
+			out[ValuedKey] = binary.BigEndian.Uint64(v)
 		}
 		return nil
 	})
@@ -116,6 +128,27 @@ func (d *DB) SearchRows(ref string) ([]string, error) {
 			}
 		}
 		return nil
+	})
+	return out, err
+}
+
+// SearchRow is one stored search row, for model-based tests.
+type SearchRow struct {
+	Path, Value, Orig string
+	Null              bool
+}
+
+// StoredRows lists ref's stored search rows, the reserved one left out.
+func (d *DB) StoredRows(ref string) ([]SearchRow, error) {
+	var out []SearchRow
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		rows, err := decodeRows(open(tx).searchRef.Get([]byte(ref)))
+		for _, r := range rows {
+			if r.path != "" {
+				out = append(out, SearchRow{Path: r.path, Value: r.value, Orig: r.orig, Null: r.null()})
+			}
+		}
+		return err
 	})
 	return out, err
 }

@@ -149,7 +149,7 @@ func BenchmarkPage(b *testing.B) {
 		page(b, store.PageQuery{Filter: comp, Limit: 100, After: &after}, 100)
 	})
 	b.Run("fulltext=title/limit=100", func(b *testing.B) {
-		page(b, store.PageQuery{Filter: comp, FullTextTerm: "entity e00", FullTextFields: []string{"metadata.title"}, Limit: 100}, 100)
+		page(b, store.PageQuery{Filter: comp, FullTextTerm: "entity e0", FullTextFields: []string{"metadata.title"}, Limit: 100}, 100)
 	})
 	b.Run("walk-components/limit=500", func(b *testing.B) {
 		b.ReportAllocs()

@@ -569,8 +569,8 @@ func TestIndexFollowsChanges(t *testing.T) {
 		return m
 	}
 	check("initial")
-	eq(t, "spec.type counts", facet("spec.type"), map[string]uint64{"Service": 1, "service": 1, "website": 1, "library": 1, "openapi": 1, "team": 1})
-	eq(t, "entity count", facet(""), map[string]uint64{"": 7})
+	eq(t, "spec.type counts", facet("spec.type"), map[string]uint64{"Service": 1, "service": 1, "website": 1, "library": 1, "openapi": 1, "team": 1, store.ValuedKey: 6})
+	eq(t, "entity count", facet(""), map[string]uint64{"": 7, store.ValuedKey: 7})
 
 	// Change a's type case, drop a tag, add a field; b becomes a website.
 	a := fs[0]
@@ -582,8 +582,8 @@ func TestIndexFollowsChanges(t *testing.T) {
 	oa.Processed, ob.Processed = a.doc(), b.doc()
 	commit(t, db, oa, ob)
 	check("restitch")
-	eq(t, "spec.type counts", facet("spec.type"), map[string]uint64{"service": 1, "website": 2, "library": 1, "openapi": 1, "team": 1})
-	eq(t, "tags counts", facet("metadata.tags"), map[string]uint64{"java": 1, "go": 2, "rust": 1})
+	eq(t, "spec.type counts", facet("spec.type"), map[string]uint64{"service": 1, "website": 2, "library": 1, "openapi": 1, "team": 1, store.ValuedKey: 6})
+	eq(t, "tags counts", facet("metadata.tags"), map[string]uint64{"java": 1, "go": 2, "rust": 1, store.ValuedKey: 3})
 	eq(t, "go tag", count(store.Eq{Key: "metadata.tags.go", Value: "true"}), 2)
 	eq(t, "new field", count(store.Eq{Key: "spec.new", Value: "X"}), 1)
 	rows, err := db.SearchRows(a.ref)
@@ -605,7 +605,7 @@ func TestIndexFollowsChanges(t *testing.T) {
 	eq(t, "owned by team-a", count(store.Eq{Key: "relations.ownedby", Value: teamA}), 1)
 	eq(t, "owned by team-b", count(store.Eq{Key: "relations.ownedby", Value: teamBR}), 2)
 	eq(t, "partOf", count(store.Exists{Key: "relations.partof"}), 1)
-	eq(t, "ownedBy facet", facet("relations.ownedby"), map[string]uint64{teamA: 1, teamBR: 2})
+	eq(t, "ownedBy facet", facet("relations.ownedby"), map[string]uint64{teamA: 1, teamBR: 2, store.ValuedKey: 3})
 
 	// A failure adds status items: not indexed, rows unchanged.
 	before, _ := db.SearchRows(compC)
@@ -620,8 +620,8 @@ func TestIndexFollowsChanges(t *testing.T) {
 	}
 	check("delete")
 	eq(t, "components", count(store.Eq{Key: "kind", Value: "component"}), 3)
-	eq(t, "entity count", facet(""), map[string]uint64{"": 6})
-	eq(t, "spec.type counts", facet("spec.type"), map[string]uint64{"service": 1, "website": 1, "library": 1, "openapi": 1, "team": 1})
+	eq(t, "entity count", facet(""), map[string]uint64{"": 6, store.ValuedKey: 6})
+	eq(t, "spec.type counts", facet("spec.type"), map[string]uint64{"service": 1, "website": 1, "library": 1, "openapi": 1, "team": 1, store.ValuedKey: 5})
 	if rows, _ := db.SearchRows(compB); rows != nil {
 		t.Errorf("rows of a deleted entity: %q", rows)
 	}

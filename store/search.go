@@ -21,7 +21,14 @@ import (
 //
 //	search     path ‖ 0 ‖ value ‖ 0 ‖ ref → flags ‖ [original]
 //	searchref  ref → the entity's rows, sorted and prefix-compressed
-//	facets     path ‖ 0 ‖ original → 8-byte big-endian row count
+//	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte big-endian row count
+//	           path ‖ 1 → number of entities with a value under path
+//
+// The facet counts are keyed by the lowercased value before the original,
+// so that the count of an equality filter (totalItems of kind=component)
+// is the sum of a few adjacent keys instead of a walk of its rows. The
+// per-path entity count tells an ordered query whether every entity has
+// the order field, in which case its total is the filter's count.
 //
 // A row with no value (JSON null, a value longer than 200 characters or one
 // holding a zero byte) has the value nullValue, which sorts after every
@@ -29,6 +36,12 @@ import (
 // reserved row with the empty path and the empty value: its search keys
 // list the served refs in ref order, and its facet count is the number of
 // served entities.
+//
+// Where this differs from Backstage: keys that differ only in case
+// (spec.Owner and spec.owner) are merged instead of failing the entity
+// with an InputError, because stitching cannot reject an entity; among
+// duplicate rows the first original value is kept, as in Backstage;
+// metadata.etag is not indexed (Backstage skips it too).
 
 const (
 	// maxSearchKeyLen and maxSearchValueLen are Backstage's limits, in
@@ -76,6 +89,8 @@ func compareRows(a, b row) int {
 	return strings.Compare(a.value, b.value)
 }
 
+var relationsPath = []byte("relations")
+
 // specialPaths are left out of the generic walk, as Backstage does:
 // relations are indexed as relations.<type>, name, namespace and uid are
 // added explicitly, and the rest is not searchable. The comparison is on
@@ -89,7 +104,17 @@ var specialPaths = map[string]bool{
 // rows. It scans the bytes once instead of decoding into maps: it runs in
 // the single write transaction for every stitched entity.
 func flatten(body []byte) ([]row, error) {
-	f := flattener{b: body, rows: make([]row, 0, 48)}
+	return flattenWith(body, map[string]string{})
+}
+
+// flattenWith is flatten with a cache of keys (raw dotted path → the
+// lowercased key, or "" when the key is not indexed) that the writer keeps
+// for a transaction: a batch of entities repeats the same few hundred
+// paths, so most lowercasing and length checks are one map lookup.
+func flattenWith(body []byte, keys map[string]string) ([]row, error) {
+	// One string copy of the body: unescaped strings (nearly all) are cut
+	// from it without allocating.
+	f := flattener{b: body, s: string(body), keys: keys, rows: make([]row, 0, 48)}
 	f.ws()
 	if f.i >= len(f.b) || f.b[f.i] != '{' {
 		return nil, errors.New("entity is not a JSON object")
@@ -107,7 +132,7 @@ func flatten(body []byte) ([]row, error) {
 		f.add("metadata.namespace", "default", false)
 	}
 	f.explicit("metadata.uid", f.uid)
-	f.rows = append(f.rows, row{seq: int32(len(f.rows))})
+	f.rows = append(f.rows, row{seq: int32(len(f.rows))}) // the reserved row
 	rows := normalizeRows(f.rows)
 	for i := range rows {
 		rows[i].seq = 0
@@ -136,15 +161,15 @@ type scalar struct {
 
 type flattener struct {
 	b    []byte
+	s    string // b as a string
 	i    int
 	path []byte
 	rows []row
+	keys map[string]string
+	tmp  []byte
 	// name, namespace and uid are metadata's own, captured for the
 	// explicit rows.
 	name, namespace, uid *scalar
-	// lastPath caches the string of the last path, so that array items
-	// and their "path.item" rows share it.
-	lastPath string
 }
 
 func (f *flattener) errorf(format string, args ...any) error {
@@ -162,32 +187,45 @@ func (f *flattener) ws() {
 	}
 }
 
-func (f *flattener) pathString() string {
-	if string(f.path) != f.lastPath {
-		f.lastPath = string(f.path)
+// key is the indexed form of a raw dotted path: lowercased, or "" when
+// the path is not indexed (empty, too long, or holding a zero byte).
+func (f *flattener) key(raw []byte) string {
+	if k, ok := f.keys[string(raw)]; ok {
+		return k
 	}
-	return f.lastPath
+	k := strings.ToLower(string(raw))
+	if k == "" || utf16Len(k) > maxSearchKeyLen || strings.IndexByte(k, 0) >= 0 {
+		k = ""
+	}
+	f.keys[string(raw)] = k
+	return k
 }
 
-// add appends the row for key = original value (null: no value), applying
-// Backstage's lowercasing and length limits. Keys holding a zero byte and
-// the empty key (reserved) are not indexed; values holding a zero byte are
-// indexed without a value, because 0 separates the parts of search keys.
-func (f *flattener) add(key, value string, null bool) {
-	k := strings.ToLower(key)
-	if k == "" || utf16Len(k) > maxSearchKeyLen || strings.IndexByte(k, 0) >= 0 {
+// joinKey is the key of prefix + "." + suffix.
+func (f *flattener) joinKey(prefix []byte, suffix string) string {
+	f.tmp = append(append(append(f.tmp[:0], prefix...), '.'), suffix...)
+	return f.key(f.tmp)
+}
+
+// add appends the row for key (already indexed form; "" skips) = original
+// value (null: no value), applying Backstage's lowercasing and value
+// length limit. Values holding a zero byte are indexed without a value,
+// because 0 separates the parts of search keys.
+func (f *flattener) add(k, value string, null bool) {
+	if k == "" {
 		return
 	}
+	seq := int32(len(f.rows))
 	if null {
-		f.rows = append(f.rows, row{path: k, value: nullValue, seq: int32(len(f.rows))})
+		f.rows = append(f.rows, row{path: k, value: nullValue, seq: seq})
 		return
 	}
 	v := strings.ToLower(value)
 	if utf16Len(v) > maxSearchValueLen || strings.IndexByte(v, 0) >= 0 {
-		f.rows = append(f.rows, row{path: k, value: nullValue, seq: int32(len(f.rows))})
+		f.rows = append(f.rows, row{path: k, value: nullValue, seq: seq})
 		return
 	}
-	f.rows = append(f.rows, row{path: k, value: v, orig: value, seq: int32(len(f.rows))})
+	f.rows = append(f.rows, row{path: k, value: v, orig: value, seq: seq})
 }
 
 func (f *flattener) explicit(key string, s *scalar) {
@@ -290,7 +328,7 @@ func (f *flattener) value(depth int) error {
 		if err != nil {
 			return err
 		}
-		f.add(f.pathString(), s.s, s.null)
+		f.add(f.key(f.path), s.s, s.null)
 		return nil
 	}
 }
@@ -315,9 +353,8 @@ func (f *flattener) array(depth int) error {
 			if err != nil {
 				return err
 			}
-			p := f.pathString()
-			f.add(p, s, false)
-			f.add(p+"."+s, "true", false)
+			f.add(f.key(f.path), s, false)
+			f.add(f.joinKey(f.path, s), "true", false)
 		} else if err := f.value(depth + 1); err != nil {
 			return err
 		}
@@ -404,7 +441,7 @@ func (f *flattener) relations() error {
 				if target == nil {
 					target = &scalar{null: true}
 				}
-				f.add("relations."+typ.s, target.s, target.null)
+				f.add(f.joinKey(relationsPath, typ.s), target.s, target.null)
 			}
 		}
 		f.ws()
@@ -526,7 +563,7 @@ func (f *flattener) str() (string, error) {
 			f.i++
 			raw := f.b[start+1 : f.i-1]
 			if !escaped && (ascii || utf8.Valid(raw)) {
-				return string(raw), nil
+				return f.s[start+1 : f.i-1], nil
 			}
 			var s string
 			if err := json.Unmarshal(f.b[start:f.i], &s); err != nil {
@@ -768,7 +805,10 @@ func splitSearchKey(k []byte, pathLen int) (value, ref []byte) {
 // index makes ref's search rows those of body, its new served JSON,
 // writing only the rows that changed and adjusting the facet counts.
 func (w *writer) index(ref string, body []byte) error {
-	rows, err := flatten(body)
+	if w.keys == nil {
+		w.keys = map[string]string{}
+	}
+	rows, err := flattenWith(body, w.keys)
 	if err != nil {
 		return err
 	}
@@ -812,30 +852,13 @@ func (w *writer) unindex(ref string) error {
 func (w *writer) syncRows(ref string, old, rows []row) error {
 	w.oldFlags = rowFlags(old, w.oldFlags)
 	w.newFlags = rowFlags(rows, w.newFlags)
-	// Values must stay valid until the transaction ends (bbolt keeps the
-	// slice), so they are cut from one fresh arena; keys are copied by
-	// bbolt, so one buffer is reused.
-	n := 0
-	for _, r := range rows {
-		n++
-		if r.orig != r.value && !r.null() {
-			n += len(r.orig)
-		}
-	}
-	arena := make([]byte, 0, n)
-	put := func(i int) error {
+	put := func(i int) {
 		r := rows[i]
-		start := len(arena)
 		fl := w.newFlags[i]
 		if r.orig != r.value && !r.null() {
 			fl |= rowOrig
 		}
-		arena = append(arena, fl)
-		if fl&rowOrig != 0 {
-			arena = append(arena, r.orig...)
-		}
-		w.searchOps = append(w.searchOps, searchOp{key: string(searchKey(w.key[:0], r.path, r.value, ref)), value: arena[start:len(arena):len(arena)], seq: len(w.searchOps)})
-		return nil
+		w.queueRow(ref, r.path, r.value, true, fl, r.orig)
 	}
 	i, j := 0, 0
 	for i < len(old) || j < len(rows) {
@@ -850,23 +873,32 @@ func (w *writer) syncRows(ref string, old, rows []row) error {
 		}
 		switch {
 		case c < 0: // gone
-			w.searchOps = append(w.searchOps, searchOp{key: string(searchKey(w.key[:0], old[i].path, old[i].value, ref)), seq: len(w.searchOps)})
+			w.queueRow(ref, old[i].path, old[i].value, false, 0, "")
 			w.facet(old[i], -1)
+			if w.oldFlags[i]&rowMin != 0 {
+				w.valued(old[i].path, -1)
+			}
 			i++
 		case c > 0: // new
-			if err := put(j); err != nil {
-				return err
-			}
+			put(j)
 			w.facet(rows[j], 1)
+			if w.newFlags[j]&rowMin != 0 {
+				w.valued(rows[j].path, 1)
+			}
 			j++
 		default:
-			if old[i].orig != rows[j].orig || w.oldFlags[i] != w.newFlags[j] {
-				if err := put(j); err != nil {
-					return err
-				}
+			of, nf := w.oldFlags[i], w.newFlags[j]
+			if old[i].orig != rows[j].orig || of != nf {
+				put(j)
 				if old[i].orig != rows[j].orig {
 					w.facet(old[i], -1)
 					w.facet(rows[j], 1)
+				}
+				switch {
+				case of&rowMin != 0 && nf&rowMin == 0:
+					w.valued(rows[j].path, -1)
+				case of&rowMin == 0 && nf&rowMin != 0:
+					w.valued(rows[j].path, 1)
 				}
 			}
 			i++
@@ -879,20 +911,45 @@ func (w *writer) syncRows(ref string, old, rows []row) error {
 // searchOp is a pending write to the search bucket: a put, or a delete when
 // value is nil.
 type searchOp struct {
-	key   string
-	value []byte
-	seq   int
+	key, value []byte
+	seq        int
+}
+
+// queueRow records the write of ref's row path = value: a put of flags ‖
+// [orig], or a delete.
+//
+// Keys and values are cut from chunks that live as long as the
+// transaction: bbolt keeps the value slices until commit.
+func (w *writer) queueRow(ref, path, value string, put bool, flags byte, orig string) {
+	n := len(path) + len(value) + len(ref) + 2
+	if put {
+		n += 1 + len(orig)
+	}
+	if cap(w.arena)-len(w.arena) < n {
+		w.arena = make([]byte, 0, max(n, 64<<10))
+	}
+	start := len(w.arena)
+	w.arena = searchKey(w.arena, path, value, ref)
+	op := searchOp{key: w.arena[start:len(w.arena):len(w.arena)], seq: len(w.searchOps)}
+	if put {
+		vs := len(w.arena)
+		w.arena = append(w.arena, flags)
+		if flags&rowOrig != 0 {
+			w.arena = append(w.arena, orig...)
+		}
+		op.value = w.arena[vs:len(w.arena):len(w.arena)]
+	}
+	w.searchOps = append(w.searchOps, op)
 }
 
 // flushSearch applies the pending search writes in key order. Index rows
 // of a batch land all over the bucket; sorted, consecutive writes reuse
-// the B+tree path and pages just touched, which profiling showed to halve
-// the cost of a put. The sort is stable, so two writes to one key (an
-// entity deleted then indexed again in the same transaction) keep their
-// order.
+// the B+tree path and pages just touched, and a young bucket's leaves do
+// not grow by insertions in their middle. Two writes to one key (an entity
+// deleted then indexed again in the same transaction) keep their order.
 func (w *writer) flushSearch() error {
 	slices.SortFunc(w.searchOps, func(a, b searchOp) int {
-		if c := strings.Compare(a.key, b.key); c != 0 {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
 			return c
 		}
 		return a.seq - b.seq
@@ -900,9 +957,9 @@ func (w *writer) flushSearch() error {
 	for _, op := range w.searchOps {
 		var err error
 		if op.value == nil {
-			err = w.search.Delete([]byte(op.key))
+			err = w.search.Delete(op.key)
 		} else {
-			err = w.search.Put([]byte(op.key), op.value)
+			err = w.search.Put(op.key, op.value)
 		}
 		if err != nil {
 			return err
@@ -913,20 +970,33 @@ func (w *writer) flushSearch() error {
 }
 
 // uncountedFacets are paths whose values are unique or nearly so: a count
-// per value would cost a facets write per entity and save nothing, since
-// such a facet is as long as the path's search rows, from which Facets
-// computes it instead.
-var uncountedFacets = map[string]bool{"metadata.uid": true, "metadata.name": true}
+// per value would cost a facets write per entity (profiling showed the
+// facet flush at an eighth of the index cost, mostly such values) and
+// save nothing, since such a facet is as long as the path's search rows,
+// from which Facets computes it instead.
+var uncountedFacets = map[string]bool{
+	"metadata.uid": true, "metadata.name": true, "metadata.title": true, "metadata.description": true,
+}
 
-// facet records a change of the count of r's (path, original value).
+// facet records a change of the count of r's (path, value, original).
 func (w *writer) facet(r row, delta int64) {
 	if r.null() || uncountedFacets[r.path] {
 		return
 	}
+	w.countDelta(r.path+"\x00"+r.value+"\x00"+r.orig, delta)
+}
+
+// valued records a change of the number of entities with a value under
+// path (the rows carrying rowMin).
+func (w *writer) valued(path string, delta int64) {
+	w.countDelta(path+"\x01", delta)
+}
+
+func (w *writer) countDelta(key string, delta int64) {
 	if w.facetDelta == nil {
 		w.facetDelta = map[string]int64{}
 	}
-	w.facetDelta[r.path+"\x00"+r.orig] += delta
+	w.facetDelta[key] += delta
 }
 
 // flushIndex applies what the transaction's index maintenance deferred.

@@ -175,7 +175,11 @@ func TestDecodeRowsCorrupt(t *testing.T) {
 
 func TestMember(t *testing.T) {
 	list := []string{"b", "d", "f", "h", "j", "l", "n"}
-	m := &member{list: list}
+	var bl [][]byte
+	for _, s := range list {
+		bl = append(bl, []byte(s))
+	}
+	m := &member{list: bl}
 	for _, q := range []string{"a", "b", "c", "d", "n", "o", "b", "b", "f", "e", "j", "z", "a", "l"} {
 		_, want := slices.BinarySearch(list, q)
 		if got := m.has([]byte(q)); got != want {
@@ -197,9 +201,12 @@ func TestIndexWritesOnlyChangedRows(t *testing.T) {
 	const ref = "component:default/a"
 	v1 := `{"apiVersion":"v1","kind":"Component","metadata":{"name":"a","namespace":"default","uid":"u","tags":["b","c"]},"spec":{"type":"Service","owner":"x","keep":"same"}}`
 	v2 := `{"apiVersion":"v1","kind":"Component","metadata":{"name":"a","namespace":"default","uid":"u","tags":["a","b"]},"spec":{"type":"service","owner":"y","keep":"same"}}`
+	// A middle item has neither flag: moving it in or out of the middle
+	// is a put (not a delete) of a row with flags 0.
+	v3 := `{"apiVersion":"v1","kind":"Component","metadata":{"name":"a","namespace":"default","uid":"u","tags":["a","b","c"]},"spec":{"type":"service","owner":"y","keep":"same"}}`
 	var ops []string
 	var facets map[string]int64
-	for i, body := range []string{v1, v2, v2} {
+	for i, body := range []string{v1, v2, v2, v3} {
 		err := d.bolt.Update(func(tx *bolt.Tx) error {
 			w := &writer{buckets: open(tx)}
 			if err := w.index(ref, []byte(body)); err != nil {
@@ -207,7 +214,7 @@ func TestIndexWritesOnlyChangedRows(t *testing.T) {
 			}
 			ops = nil
 			for _, op := range w.searchOps {
-				path, rest, _ := strings.Cut(op.key, "\x00")
+				path, rest, _ := strings.Cut(string(op.key), "\x00")
 				val, _, _ := strings.Cut(rest, "\x00")
 				kind := "put"
 				if op.value == nil {
@@ -238,8 +245,13 @@ func TestIndexWritesOnlyChangedRows(t *testing.T) {
 			if !slices.Equal(ops, want) {
 				t.Errorf("restitch wrote\n %q\nwant\n %q", ops, want)
 			}
-			wantFacets := map[string]int64{"metadata.tags\x00a": 1, "metadata.tags\x00c": -1, "metadata.tags.a\x00true": 1, "metadata.tags.c\x00true": -1,
-				"spec.owner\x00x": -1, "spec.owner\x00y": 1, "spec.type\x00Service": -1, "spec.type\x00service": 1}
+			// Facet keys are path ‖ 0 ‖ value ‖ 0 ‖ original; path ‖ 1
+			// counts the entities with a value.
+			wantFacets := map[string]int64{"metadata.tags\x00a\x00a": 1, "metadata.tags\x00c\x00c": -1,
+				"metadata.tags.a\x00true\x00true": 1, "metadata.tags.c\x00true\x00true": -1,
+				"metadata.tags.a\x01": 1, "metadata.tags.c\x01": -1,
+				"spec.owner\x00x\x00x": -1, "spec.owner\x00y\x00y": 1, "spec.type\x00service\x00Service": -1, "spec.type\x00service\x00service": 1}
+			maps.DeleteFunc(facets, func(_ string, d int64) bool { return d == 0 })
 			if !maps.Equal(facets, wantFacets) {
 				t.Errorf("facet changes %v, want %v", facets, wantFacets)
 			}
@@ -247,6 +259,24 @@ func TestIndexWritesOnlyChangedRows(t *testing.T) {
 			if len(ops) != 0 || len(facets) != 0 {
 				t.Errorf("unchanged entity wrote %q, facets %v", ops, facets)
 			}
+		case 3:
+			want := []string{"put metadata.tags.c=true", "put metadata.tags=b", "put metadata.tags=c"}
+			if !slices.Equal(ops, want) {
+				t.Errorf("adding a last tag wrote\n %q\nwant\n %q", ops, want)
+			}
+		}
+		// Every queued put carries flags; a middle item's are 0.
+		rows, _ := flatten([]byte(body))
+		err = d.bolt.View(func(tx *bolt.Tx) error {
+			for _, r := range rows {
+				if v := open(tx).search.Get(searchKey(nil, r.path, r.value, ref)); v == nil {
+					t.Errorf("step %d: row %s=%s missing", i, r.path, r.value)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := d.CheckIndex(); err == nil {

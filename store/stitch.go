@@ -54,6 +54,10 @@ var (
 // or etag), so the final document is spliced together from bytes instead
 // of being decoded and re-encoded: stitching runs inside the single write
 // transaction, where every microsecond is paid by the whole catalog.
+//
+// The search index (search.go) is updated from the new document in the
+// same transaction, so a query never sees the entity half indexed; an
+// unchanged etag skips both.
 func (w *writer) stitchOne(ref string) error {
 	st, err := w.getState(ref)
 	if err != nil || st == nil || st.Processed == nil {

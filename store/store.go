@@ -18,7 +18,8 @@
 //	errors     ref → ""                           entities whose last run had errors
 //	search     path ‖ 0 ‖ value ‖ 0 ‖ ref → flags ‖ [original]   search rows (search.go)
 //	searchref  ref → the entity's search rows, compact   diffed on restitch
-//	facets     path ‖ 0 ‖ original → 8-byte count     rows per original value
+//	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte count   rows per value
+//	           path ‖ 1 → 8-byte count               entities with a value under path
 //
 // search, searchref and facets are the flattened served entities of
 // reference §2.7, written in the stitch transaction: search.go documents

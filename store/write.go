@@ -24,8 +24,9 @@ type writer struct {
 	// changes deferred to the end of the transaction, and scratch space
 	// reused between entities.
 	searchOps          []searchOp
+	arena              []byte
 	facetDelta         map[string]int64
-	key                []byte
+	keys               map[string]string
 	oldFlags, newFlags []byte
 }
 
