@@ -3,6 +3,18 @@
 // codes as Backstage's catalog-backend, so @backstage/catalog-client works
 // against it unchanged) plus /healthz and /readyz.
 //
+// The engine's own view is under /api/pipeline: GET /pipelines (the
+// pipelines with their ordered stages, builtin or script), GET /locations
+// (per-location status: last read, ETag hit or miss, last error, entities
+// emitted, reads and failures), GET /errors (processing errors across the
+// catalog, paged with limit and after) and POST /reload (mutating: the
+// token rule applies; 400 with the configuration diagnostics). /metrics
+// serves Prometheus metrics from a registry of its own (see the Metric*
+// names). The OpenAPI 3.0 document of the whole API is api/openapi.yaml,
+// embedded and served at /api/openapi.yaml and /api/openapi.json; a test
+// keeps it and the router in step, and test/catalog-client runs Backstage's
+// own client against a live server.
+//
 // Queries are answered from the store's indexes through the Catalog
 // interface; locations, refresh, deletion and validation go through the
 // Engine interface. Errors are written in Backstage's shape:

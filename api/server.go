@@ -50,6 +50,13 @@ type Catalog interface {
 	// Parents returns the parent keys of ref: entity refs, or
 	// store.ProviderPrefix + pipeline for roots.
 	Parents(ref string) ([]string, error)
+	// ForEachError calls fn with the state of every entity whose last run
+	// recorded errors, in ref order (GET /api/pipeline/errors and the
+	// catalog_entities_with_errors metric).
+	ForEachError(fn func(st *store.State) error) error
+	// QueueDepth counts the entities due at or before now (the
+	// pipeline_queue_depth metric).
+	QueueDepth(now time.Time) (int, error)
 }
 
 // Engine is what the API changes the catalog through; *engine.Engine
@@ -103,11 +110,19 @@ type Options struct {
 	Reload func() error
 }
 
-// Status is what the engine reports about itself.
+// Status is what the engine reports about itself, served under
+// /api/pipeline and /metrics.
 type Status interface {
+	// Pipelines describes the configured pipelines, in configuration
+	// order (the first is the default pipeline).
 	Pipelines() []engine.PipelineInfo
+	// LocationStatuses is what the engine last saw when it read each
+	// location since the process started.
 	LocationStatuses() []engine.LocationStatus
+	// HookStats counts the calls, errors and time of every stage hook.
 	HookStats() []engine.HookStat
+	// ETagStats counts upstream requests answered 304 (hits) and
+	// otherwise (misses).
 	ETagStats() (hits, misses int64)
 }
 
@@ -115,11 +130,13 @@ type Status interface {
 var (
 	_ Catalog = (*store.DB)(nil)
 	_ Engine  = (*engine.Engine)(nil)
+	_ Status  = (*engine.Engine)(nil)
 )
 
 type server struct {
-	o   Options
-	log *slog.Logger
+	o       Options
+	log     *slog.Logger
+	metrics http.Handler
 }
 
 // access says whether a route changes the catalog (and so needs the token
@@ -134,7 +151,8 @@ const (
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // New builds the HTTP handler: a *mux.Router serving /api/catalog,
-// /healthz and /readyz.
+// /api/pipeline, /healthz, /readyz, /metrics and the OpenAPI document
+// (/api/openapi.yaml, /api/openapi.json).
 func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -143,6 +161,10 @@ func New(o Options) http.Handler {
 		o.MaxBody = DefaultMaxBody
 	}
 	s := &server{o: o, log: o.Logger}
+	s.metrics = newMetricsHandler(o.Catalog, o.Status, o.Logger)
+	if _, err := openapiJSON(); err != nil {
+		s.log.Error("the OpenAPI document cannot be served as JSON", "error", err)
+	}
 	r := mux.NewRouter()
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, req, s.log, notFoundErr("no route for %s %s", req.Method, req.URL.Path))
@@ -155,18 +177,24 @@ func New(o Options) http.Handler {
 
 	r.Handle("/healthz", s.wrap(reads, s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", s.wrap(reads, s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", s.wrap(reads, s.getMetrics)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(OpenAPIPath+".yaml", s.wrap(reads, s.getOpenAPIYAML)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(OpenAPIPath+".json", s.wrap(reads, s.getOpenAPIJSON)).Methods(http.MethodGet, http.MethodHead)
 
 	// Routes are registered on the root router with full paths: a mux
 	// subrouter answers a method mismatch with 404 instead of 405.
 	// A trailing slash is tolerated, as Express routes do; GET routes
 	// answer HEAD too.
-	route := func(method, path string, a access, h handlerFunc) {
-		methods := []string{method}
-		if method == http.MethodGet {
-			methods = append(methods, http.MethodHead)
+	under := func(prefix string) func(method, path string, a access, h handlerFunc) {
+		return func(method, path string, a access, h handlerFunc) {
+			methods := []string{method}
+			if method == http.MethodGet {
+				methods = append(methods, http.MethodHead)
+			}
+			r.Handle(prefix+path+"{trailingSlash:/?}", s.wrap(a, h)).Methods(methods...)
 		}
-		r.Handle(CatalogPrefix+path+"{trailingSlash:/?}", s.wrap(a, h)).Methods(methods...)
 	}
+	route := under(CatalogPrefix)
 	// Entities.
 	route(http.MethodGet, "/entities", reads, s.getEntities)
 	route(http.MethodGet, "/entities/by-query", reads, s.getEntitiesByQuery)
@@ -190,6 +218,13 @@ func New(o Options) http.Handler {
 	route(http.MethodPost, "/refresh", mutates, s.postRefresh)
 	route(http.MethodPost, "/validate-entity", reads, s.postValidateEntity)
 	route(http.MethodPost, "/analyze-location", mutates, s.postAnalyzeLocation)
+
+	// The engine's own view.
+	own := under(PipelinePrefix)
+	own(http.MethodGet, "/pipelines", reads, s.getPipelines)
+	own(http.MethodGet, "/locations", reads, s.getLocationStatuses)
+	own(http.MethodGet, "/errors", reads, s.getErrors)
+	own(http.MethodPost, "/reload", mutates, s.postReload)
 	return r
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/catalog-pipeline/pipeline/engine"
 	"github.com/catalog-pipeline/pipeline/store"
@@ -24,9 +25,11 @@ func (p panicky) Page(store.PageQuery) (store.PageResult, error) {
 func (p panicky) Facets([]string, store.Expr) (map[string][]store.FacetCount, error) {
 	return nil, p.err()
 }
-func (p panicky) FinalByRefs([]string) ([][]byte, error)    { return nil, p.err() }
-func (p panicky) FinalByUID(string) (string, []byte, error) { return "", nil, p.err() }
-func (p panicky) Parents(string) ([]string, error)          { return nil, p.err() }
+func (p panicky) FinalByRefs([]string) ([][]byte, error)      { return nil, p.err() }
+func (p panicky) FinalByUID(string) (string, []byte, error)   { return "", nil, p.err() }
+func (p panicky) Parents(string) ([]string, error)            { return nil, p.err() }
+func (p panicky) ForEachError(func(*store.State) error) error { return p.err() }
+func (p panicky) QueueDepth(time.Time) (int, error)           { return 0, p.err() }
 
 func (p panicky) err() error {
 	if p.fail != nil {
