@@ -46,6 +46,20 @@ func hooksOf(p *Pipeline) *hooks {
 	return h
 }
 
+// hookChecker is implemented by stages whose hooks can change at run time
+// (scripts): the engine skips hooks they do not currently define.
+type hookChecker interface {
+	HasHook(name string) bool
+}
+
+// defines reports whether s currently defines hook.
+func defines(s Stage, hook string) bool {
+	if hc, ok := s.(hookChecker); ok {
+		return hc.HasHook(hook)
+	}
+	return true
+}
+
 // stageError turns what a hook returned into a serialized error naming the
 // stage and hook, keeping a ProcessingError's name (InputError, ...).
 func stageError(stage, hook string, err error) catalog.SerializedError {
@@ -257,6 +271,9 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 
 	// 1. Pre-process.
 	for _, s := range h.pre {
+		if !defines(s, "preProcessEntity") {
+			continue
+		}
 		done := false
 		start := time.Now()
 		next, err := s.PreProcessEntity(ctx, ent, loc, emitFor(&done), cs.forStage(s.Name()))
@@ -284,6 +301,9 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	}
 	accepted := false
 	for _, s := range h.validators {
+		if !defines(s, "validateEntityKind") {
+			continue
+		}
 		start := time.Now()
 		ok, err := s.ValidateEntityKind(ctx, ent)
 		e.obs.hook(pl.Name, s.Name(), "validateEntityKind", start, err)
@@ -306,6 +326,9 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 
 	// 4. Post-process.
 	for _, s := range h.post {
+		if !defines(s, "postProcessEntity") {
+			continue
+		}
 		done := false
 		start := time.Now()
 		next, err := s.PostProcessEntity(ctx, ent, loc, emitFor(&done), cs.forStage(s.Name()))
@@ -400,6 +423,9 @@ func (e *Engine) readTargets(ctx context.Context, pipeline string, h *hooks, ent
 			e.obs.locationRead(s)
 		}
 		for _, s := range h.readers {
+			if !defines(s, "readLocation") {
+				continue
+			}
 			done := false
 			start := time.Now()
 			ok, err := s.ReadLocation(tctx, l, optional, emitFor(&done), cs.forTarget(s.Name(), target))

@@ -342,6 +342,20 @@ func (s *Stage) Hooks() []string {
 	return out
 }
 
+// HasHook reports whether the running version of the script exports the
+// named hook ("readLocation", "preProcessEntity", ...). The engine asks
+// before calling, so that hooks a script does not define cost nothing and
+// are not counted as calls.
+func (s *Stage) HasHook(name string) bool {
+	ver := s.cur.Load()
+	for h := hook(0); h < numHooks; h++ {
+		if ver.hooks[h] && hookNames[h] == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Err reports the problem with the script on disk when it is broken and
 // the previous version is still running, or nil.
 func (s *Stage) Err() error {
