@@ -220,16 +220,9 @@ func (e *Engine) DeleteLocation(id string) error {
 // Refresh makes an entity and every ancestor up to its root location due
 // now, as Backstage's POST /refresh does, so that sources are re-read.
 func (e *Engine) Refresh(ref string) error {
-	ls, err := e.locationStore()
+	ls, err := e.knownEntity(ref)
 	if err != nil {
 		return err
-	}
-	st, err := ls.State(ref)
-	if err != nil {
-		return err
-	}
-	if st == nil {
-		return NotFoundError("entity %s does not exist", ref)
 	}
 	refs := []string{ref}
 	seen := map[string]bool{ref: true}
@@ -252,19 +245,29 @@ func (e *Engine) Refresh(ref string) error {
 	return nil
 }
 
-// DeleteEntity removes an entity and the subtree only it owned; a parent
-// that still emits it recreates it on its next run (Backstage semantics).
-func (e *Engine) DeleteEntity(ref string) error {
+// knownEntity returns the location store after checking that ref is a
+// known entity (a NotFoundError otherwise).
+func (e *Engine) knownEntity(ref string) (LocationStore, error) {
 	ls, err := e.locationStore()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := ls.State(ref)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if st == nil {
-		return NotFoundError("entity %s does not exist", ref)
+		return nil, NotFoundError("entity %s does not exist", ref)
+	}
+	return ls, nil
+}
+
+// DeleteEntity removes an entity and the subtree only it owned; a parent
+// that still emits it recreates it on its next run (Backstage semantics).
+func (e *Engine) DeleteEntity(ref string) error {
+	ls, err := e.knownEntity(ref)
+	if err != nil {
+		return err
 	}
 	_, err = ls.DeleteEntity(ref)
 	e.Wake()
@@ -295,11 +298,7 @@ func (e *Engine) ValidateEntity(ctx context.Context, pipeline string, ent *catal
 		return nil, err
 	}
 	st := &store.State{Ref: ent.Ref().String(), Pipeline: pipeline, Unprocessed: body}
-	o := e.processWith(ctx, rt, st, processOptions{noRead: true})
-	if !o.OK {
-		return o.Errors, nil
-	}
-	return o.Errors, nil
+	return e.processWith(ctx, rt, st, processOptions{noRead: true}).Errors, nil
 }
 
 // dryRun processes a location's tree in memory, breadth first, and
