@@ -21,3 +21,14 @@ func (d *DB) QueueDepth(now time.Time) (int, error) {
 	})
 	return n, err
 }
+
+// ErrorCount is the number of entities whose last run recorded errors,
+// counted from the errors index without decoding any state.
+func (d *DB) ErrorCount() (int, error) {
+	n := 0
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		n = open(tx).errs.Stats().KeyN
+		return nil
+	})
+	return n, err
+}
