@@ -177,7 +177,7 @@ func (r *resolver) walk(v any, path string) (any, bool) {
 func (r *resolver) resolve(key string, raw any, path string) (any, error) {
 	value, ok := raw.(string)
 	if !ok {
-		return nil, engine.InputError("%s: placeholder %s must have a string value, got %s", path, key, jsonTypeName(raw))
+		return nil, engine.InputError("%s: placeholder %s must have a string value, got %s", path, key, catalog.TypeName(raw))
 	}
 	fail := func(cause error) error {
 		return &engine.ProcessingError{
@@ -328,26 +328,5 @@ func keepTimestampsAsStrings(n *yaml.Node) {
 	// Aliases point at anchored nodes that are already in Content.
 	for _, c := range n.Content {
 		keepTimestampsAsStrings(c)
-	}
-}
-
-// jsonTypeName names a JSON-shaped value's type the way error messages for
-// users should: "number", not "float64".
-func jsonTypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case bool:
-		return "boolean"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	case float64, float32, int, int64, int32, uint64, json.Number:
-		return "number"
-	default:
-		return fmt.Sprintf("%T", v)
 	}
 }

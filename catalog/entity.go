@@ -310,7 +310,7 @@ func FromMap(m map[string]any) (*Entity, error) {
 		case "metadata":
 			mm, ok := v.(map[string]any)
 			if !ok {
-				return nil, &FieldError{"metadata", "must be an object, got " + typeName(v)}
+				return nil, &FieldError{"metadata", "must be an object, got " + TypeName(v)}
 			}
 			err = e.Metadata.fromMap(mm)
 		case "spec":
@@ -319,7 +319,7 @@ func FromMap(m map[string]any) (*Entity, error) {
 			}
 			sm, ok := v.(map[string]any)
 			if !ok {
-				return nil, &FieldError{"spec", "must be an object, got " + typeName(v)}
+				return nil, &FieldError{"spec", "must be an object, got " + TypeName(v)}
 			}
 			e.Spec = sm
 		case "relations":
@@ -380,7 +380,7 @@ func (md *Metadata) fromMap(m map[string]any) error {
 func asString(path string, v any) (string, error) {
 	s, ok := v.(string)
 	if !ok {
-		return "", &FieldError{path, "must be a string, got " + typeName(v)}
+		return "", &FieldError{path, "must be a string, got " + TypeName(v)}
 	}
 	return s, nil
 }
@@ -391,13 +391,13 @@ func asStringMap(path string, v any) (map[string]string, error) {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, &FieldError{path, "must be an object of strings, got " + typeName(v)}
+		return nil, &FieldError{path, "must be an object of strings, got " + TypeName(v)}
 	}
 	out := make(map[string]string, len(m))
 	for k, x := range m {
 		s, ok := x.(string)
 		if !ok {
-			return nil, &FieldError{path + "." + k, "must be a string, got " + typeName(x)}
+			return nil, &FieldError{path + "." + k, "must be a string, got " + TypeName(x)}
 		}
 		out[k] = s
 	}
@@ -410,13 +410,13 @@ func asStringSlice(path string, v any) ([]string, error) {
 	}
 	a, ok := v.([]any)
 	if !ok {
-		return nil, &FieldError{path, "must be an array of strings, got " + typeName(v)}
+		return nil, &FieldError{path, "must be an array of strings, got " + TypeName(v)}
 	}
 	out := make([]string, len(a))
 	for i, x := range a {
 		s, ok := x.(string)
 		if !ok {
-			return nil, &FieldError{path + "[" + strconv.Itoa(i) + "]", "must be a string, got " + typeName(x)}
+			return nil, &FieldError{path + "[" + strconv.Itoa(i) + "]", "must be a string, got " + TypeName(x)}
 		}
 		out[i] = s
 	}
@@ -429,14 +429,14 @@ func linksFromAny(path string, v any) ([]Link, error) {
 	}
 	a, ok := v.([]any)
 	if !ok {
-		return nil, &FieldError{path, "must be an array, got " + typeName(v)}
+		return nil, &FieldError{path, "must be an array, got " + TypeName(v)}
 	}
 	out := make([]Link, len(a))
 	for i, x := range a {
 		p := path + "[" + strconv.Itoa(i) + "]"
 		m, ok := x.(map[string]any)
 		if !ok {
-			return nil, &FieldError{p, "must be an object, got " + typeName(x)}
+			return nil, &FieldError{p, "must be an object, got " + TypeName(x)}
 		}
 		var l Link
 		for k, val := range m {
@@ -474,14 +474,14 @@ func relationsFromAny(v any) ([]Relation, error) {
 	}
 	a, ok := v.([]any)
 	if !ok {
-		return nil, &FieldError{"relations", "must be an array, got " + typeName(v)}
+		return nil, &FieldError{"relations", "must be an array, got " + TypeName(v)}
 	}
 	out := make([]Relation, 0, len(a))
 	for i, x := range a {
 		p := "relations[" + strconv.Itoa(i) + "]"
 		m, ok := x.(map[string]any)
 		if !ok {
-			return nil, &FieldError{p, "must be an object, got " + typeName(x)}
+			return nil, &FieldError{p, "must be an object, got " + TypeName(x)}
 		}
 		t, err := asString(p+".type", m["type"])
 		if err != nil {
@@ -511,7 +511,9 @@ func statusFromAny(v any) (*Status, error) {
 	return &s, nil
 }
 
-func typeName(v any) string {
+// TypeName names a JSON-shaped value's type the way messages for users
+// should: "number", not "float64".
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"

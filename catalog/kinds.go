@@ -177,7 +177,7 @@ func checkString(p *problems, path string, v any) {
 	s, ok := v.(string)
 	switch {
 	case !ok:
-		p.add(path, "must be a string, got "+typeName(v))
+		p.add(path, "must be a string, got "+TypeName(v))
 	case s == "":
 		p.add(path, "must not be empty")
 	}
@@ -196,14 +196,14 @@ func checkStringArray(p *problems, path string, v any) {
 			}
 		}
 	default:
-		p.add(path, "must be an array of strings, got "+typeName(v))
+		p.add(path, "must be an array of strings, got "+TypeName(v))
 	}
 }
 
 func checkProfile(p *problems, path string, v any) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		p.add(path, "must be an object, got "+typeName(v))
+		p.add(path, "must be an object, got "+TypeName(v))
 		return
 	}
 	for _, k := range [...]string{"displayName", "email", "picture"} {
@@ -216,7 +216,7 @@ func checkProfile(p *problems, path string, v any) {
 func checkPresence(p *problems, path string, v any) {
 	s, ok := v.(string)
 	if !ok {
-		p.add(path, `must be "required" or "optional", got `+typeName(v))
+		p.add(path, `must be "required" or "optional", got `+TypeName(v))
 		return
 	}
 	if s != "required" && s != "optional" {
@@ -227,14 +227,14 @@ func checkPresence(p *problems, path string, v any) {
 func checkSteps(p *problems, path string, v any) {
 	steps, ok := v.([]any)
 	if !ok {
-		p.add(path, "must be an array of steps, got "+typeName(v))
+		p.add(path, "must be an array of steps, got "+TypeName(v))
 		return
 	}
 	for i, x := range steps {
 		sp := path + "[" + strconv.Itoa(i) + "]"
 		step, ok := x.(map[string]any)
 		if !ok {
-			p.add(sp, "must be an object, got "+typeName(x))
+			p.add(sp, "must be an object, got "+TypeName(x))
 			continue
 		}
 		action, ok := step["action"]

@@ -136,7 +136,7 @@ func KindRelations(e *Entity) ([]RelationSpec, error) {
 			for j, x := range t {
 				s, ok := x.(string)
 				if !ok {
-					p.add(specPath(rule.field, j), "must be an entity reference string, got "+typeName(x))
+					p.add(specPath(rule.field, j), "must be an entity reference string, got "+TypeName(x))
 					continue
 				}
 				emit(j, s)
@@ -146,7 +146,7 @@ func KindRelations(e *Entity) ([]RelationSpec, error) {
 				emit(j, s)
 			}
 		default:
-			p.add(specPath(rule.field, -1), "must be an entity reference string or an array of them, got "+typeName(v))
+			p.add(specPath(rule.field, -1), "must be an entity reference string or an array of them, got "+TypeName(v))
 		}
 	}
 	return out, p.err()
