@@ -46,9 +46,8 @@
 //     position is the ref where Backstage uses its entity id.
 //   - DELETE /entities/by-uid/{uid} answers 204 for an unknown uid, like
 //     Backstage.
-//   - POST /locations?dryRun=true for a location that is registered
-//     already answers exists: true with no entities (the engine refuses to
-//     dry-run a registered location); `presence` is accepted and ignored.
+//   - POST /locations accepts `presence` and ignores it (registered
+//     locations are required).
 //   - PUT /locations/{id} answers 501 NotImplementedError, and POST
 //     /analyze-location 501 NotImplementedError.
 //   - Messages Backstage clients may match on keep Backstage's wording

@@ -168,15 +168,29 @@ func (e *Engine) RegisterLocation(ctx context.Context, pipeline string, l Locati
 	if err != nil {
 		return RegisteredLocation{}, nil, err
 	}
+	var conflict error
+	found := RegisteredLocation{}
 	for _, x := range existing {
 		if x.Location == l {
-			return x, nil, &ProcessingError{Name: ConflictErrorName, Message: fmt.Sprintf("location %s already exists (id %s)", l, x.ID)}
+			found, conflict = x, &ProcessingError{Name: ConflictErrorName, Message: fmt.Sprintf("location %s already exists (id %s)", l, x.ID)}
 		}
 	}
 	for _, rl := range p.Locations {
 		if rl.Location == l {
-			return RegisteredLocation{}, nil, &ProcessingError{Name: ConflictErrorName, Message: fmt.Sprintf("location %s is already configured in pipeline %q (%s)", l, p.Name, rl.Pos)}
+			conflict = &ProcessingError{Name: ConflictErrorName, Message: fmt.Sprintf("location %s is already configured in pipeline %q (%s)", l, p.Name, rl.Pos)}
 		}
+	}
+	if conflict != nil {
+		if !dryRun {
+			return found, nil, conflict
+		}
+		// A dry run of a known location still shows what it yields, as
+		// Backstage answers entities with exists: true.
+		ents, err := e.dryRun(ctx, rt, p, l)
+		if err != nil {
+			return found, ents, err
+		}
+		return found, ents, conflict
 	}
 	reg := RegisteredLocation{ID: uuid.NewString(), Location: l, Pipeline: pipeline}
 	if dryRun {
