@@ -28,6 +28,9 @@ func encodeState(st *State) []byte {
 	for _, k := range st.RefreshKeys {
 		n += len(k) + binary.MaxVarintLen32
 	}
+	for _, r := range st.Relations {
+		n += len(r.Source) + len(r.Type) + len(r.Target) + 3*binary.MaxVarintLen32
+	}
 	b := make([]byte, 0, n)
 	b = append(b, stateCodecVersion)
 	for _, s := range []string{st.UID, st.Pipeline} {
@@ -50,6 +53,10 @@ func encodeState(st *State) []byte {
 	b = appendString(b, st.Root)
 	b = binary.AppendUvarint(b, uint64(st.Failures))
 	b = appendString(b, st.Contender)
+	b = binary.AppendUvarint(b, uint64(len(st.Relations)))
+	for _, r := range st.Relations {
+		b = appendString(appendString(appendString(b, r.Source), r.Type), r.Target)
+	}
 	return b
 }
 
@@ -82,6 +89,12 @@ func decodeState(ref string, v []byte) (*State, error) {
 	st.Root = d.str()
 	st.Failures = d.uint()
 	st.Contender = d.str()
+	if n := d.count(); n > 0 {
+		st.Relations = make([]Relation, n)
+		for i := range st.Relations {
+			st.Relations[i] = Relation{Source: d.str(), Type: d.str(), Target: d.str()}
+		}
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("decode state of %s: %w", ref, d.err)
 	}

@@ -44,6 +44,9 @@ type State struct {
 	Cache json.RawMessage `json:"cache,omitempty"`
 	// RefreshKeys registered by the last successful run.
 	RefreshKeys []string `json:"refreshKeys,omitempty"`
+	// Relations are the relations this entity's processing emitted (it is
+	// their originator), sorted; they are served on their sources.
+	Relations []Relation `json:"relations,omitempty"`
 }
 
 // Relation is one directed relation, refs in canonical form.

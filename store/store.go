@@ -11,8 +11,8 @@
 //	schedule   ref → 8-byte big-endian unix nanos        finds an entity's queue key
 //	edges      parent ‖ 0 ‖ child → ""            parent is a ref or "provider:NAME"
 //	parents    child ‖ 0 ‖ parent → ""            the reverse of edges
-//	relations  origin ‖ 0 ‖ source ‖ 0 ‖ type ‖ 0 ‖ target → ""   owned by origin
-//	bysource   source ‖ 0 ‖ type ‖ 0 ‖ target ‖ 0 ‖ origin → ""   served on source
+//	bysource   source ‖ 0 ‖ type ‖ 0 ‖ target ‖ 0 ‖ origin → ""   served on source;
+//	           the originator keeps its own list in its state record
 //	final      ref → 40-hex etag ‖ stitched entity JSON
 //	uids       uid → ref
 //	errors     ref → ""                           entities whose last run had errors
@@ -41,7 +41,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "4"
+const schemaVersion = "5"
 
 var (
 	rootBucket      = []byte("v1")
@@ -51,7 +51,6 @@ var (
 	scheduleBucket  = []byte("schedule")
 	edgesBucket     = []byte("edges")
 	parentsBucket   = []byte("parents")
-	relationsBucket = []byte("relations")
 	bySourceBucket  = []byte("bysource")
 	finalBucket     = []byte("final")
 	uidsBucket      = []byte("uids")
@@ -61,7 +60,7 @@ var (
 	facetsBucket    = []byte("facets")
 
 	allBuckets = [][]byte{metaBucket, stateBucket, queueBucket, scheduleBucket, edgesBucket, parentsBucket,
-		relationsBucket, bySourceBucket, finalBucket, uidsBucket, errorsBucket,
+		bySourceBucket, finalBucket, uidsBucket, errorsBucket,
 		searchBucket, searchRefBucket, facetsBucket}
 )
 
@@ -176,7 +175,7 @@ func (d *DB) WriteTxCount() int {
 type buckets struct {
 	tx                                     *bolt.Tx
 	state, queue, schedule, edges, parents *bolt.Bucket
-	relations, bySource, final, uids, errs *bolt.Bucket
+	bySource, final, uids, errs            *bolt.Bucket
 	search, searchRef, facets              *bolt.Bucket
 }
 
@@ -189,7 +188,6 @@ func open(tx *bolt.Tx) *buckets {
 		schedule:  r.Bucket(scheduleBucket),
 		edges:     r.Bucket(edgesBucket),
 		parents:   r.Bucket(parentsBucket),
-		relations: r.Bucket(relationsBucket),
 		bySource:  r.Bucket(bySourceBucket),
 		final:     r.Bucket(finalBucket),
 		uids:      r.Bucket(uidsBucket),

@@ -2,10 +2,10 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -200,7 +200,7 @@ func (w *writer) commitOne(o *Outcome) error {
 	st.Processed = processed
 	st.Cache = o.Cache
 	st.RefreshKeys = o.RefreshKeys
-	if err := w.syncRelations(o.Ref, o.Relations); err != nil {
+	if err := w.syncRelations(st, o.Relations); err != nil {
 		return err
 	}
 	keep := make(map[string]bool, len(o.Children))
@@ -486,9 +486,6 @@ func (w *writer) wakeContender(ref string) error {
 }
 
 func (w *writer) deleteOne(ref string) error {
-	if err := w.syncRelations(ref, nil); err != nil {
-		return err
-	}
 	if err := w.unindex(ref); err != nil {
 		return err
 	}
@@ -497,6 +494,9 @@ func (w *writer) deleteOne(ref string) error {
 		return err
 	}
 	if st != nil {
+		if err := w.syncRelations(st, nil); err != nil {
+			return err
+		}
 		if err := w.uids.Delete([]byte(st.UID)); err != nil {
 			return err
 		}
@@ -519,45 +519,52 @@ func (w *writer) deleteOne(ref string) error {
 	return nil
 }
 
-// syncRelations makes the relations owned by origin equal to rels, touching
-// only the rows that differ, and marks the sources of changed rows for
-// stitching.
-func (w *writer) syncRelations(origin string, rels []Relation) error {
-	want := make(map[string]Relation, len(rels))
-	for _, r := range rels {
-		want[string(join(origin, r.Source, r.Type, r.Target))] = r
+// syncRelations makes the relations owned by st (its origin) equal to
+// rels, touching only the bysource rows that differ, and marks the sources
+// of changed rows for stitching. The owned list lives in the state record
+// (written by the caller), so a relation costs one key, not two.
+func (w *writer) syncRelations(st *State, rels []Relation) error {
+	cmpRel := func(a, b Relation) int {
+		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.Type, b.Type), strings.Compare(a.Target, b.Target))
 	}
-	p := prefix(origin)
-	var stale [][]byte
-	c := w.relations.Cursor()
-	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		if _, ok := want[string(k)]; ok {
-			delete(want, string(k))
-		} else {
-			stale = append(stale, bytes.Clone(k))
+	want := slices.Clone(rels)
+	slices.SortFunc(want, cmpRel)
+	want = slices.CompactFunc(want, func(a, b Relation) bool { return a == b })
+	old := st.Relations
+	i, j := 0, 0
+	for i < len(old) || j < len(want) {
+		var c int
+		switch {
+		case i == len(old):
+			c = 1
+		case j == len(want):
+			c = -1
+		default:
+			c = cmpRel(old[i], want[j])
+		}
+		switch {
+		case c == 0:
+			i, j = i+1, j+1
+		case c < 0:
+			r := old[i]
+			if err := w.bySource.Delete(join(r.Source, r.Type, r.Target, st.Ref)); err != nil {
+				return err
+			}
+			w.stitch[r.Source] = struct{}{}
+			i++
+		default:
+			r := want[j]
+			if err := w.bySource.Put(join(r.Source, r.Type, r.Target, st.Ref), nil); err != nil {
+				return err
+			}
+			w.stitch[r.Source] = struct{}{}
+			j++
 		}
 	}
-	for _, k := range stale {
-		parts := bytes.SplitN(k[len(p):], []byte{0}, 3)
-		src, typ, dst := string(parts[0]), string(parts[1]), string(parts[2])
-		if err := w.relations.Delete(k); err != nil {
-			return err
-		}
-		if err := w.bySource.Delete(join(src, typ, dst, origin)); err != nil {
-			return err
-		}
-		w.stitch[src] = struct{}{}
+	if len(want) == 0 {
+		want = nil
 	}
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		r := want[k]
-		if err := w.relations.Put([]byte(k), nil); err != nil {
-			return err
-		}
-		if err := w.bySource.Put(join(r.Source, r.Type, r.Target, origin), nil); err != nil {
-			return err
-		}
-		w.stitch[r.Source] = struct{}{}
-	}
+	st.Relations = want
 	return nil
 }
 
