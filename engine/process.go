@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -368,7 +369,7 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 		out.Relations = append(out.Relations, rel)
 	}
 	slices.SortFunc(out.Relations, func(a, b store.Relation) int {
-		return strings.Compare(a.Source+"\x00"+a.Type+"\x00"+a.Target, b.Source+"\x00"+b.Type+"\x00"+b.Target)
+		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.Type, b.Type), strings.Compare(a.Target, b.Target))
 	})
 	for k := range r.keys {
 		out.RefreshKeys = append(out.RefreshKeys, k)
