@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha1"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -230,7 +233,10 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	fail := func(se catalog.SerializedError) *store.Outcome {
 		out.OK = false
 		out.Errors = []catalog.SerializedError{se}
-		out.ResultHash = hashOf("failed", out.Errors)
+		var h outcomeHash
+		h.init("failed")
+		h.errors(out.Errors)
+		out.ResultHash = h.sum()
 		return out
 	}
 	pl := rt.pipelines[st.Pipeline]
@@ -380,7 +386,22 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 		childSigs[i] = c.Ref + " " + c.Hash + " " + c.LocationKey
 	}
 	slices.Sort(childSigs)
-	out.ResultHash = hashOf("ok", string(processed), out.Relations, childSigs, out.Errors, out.RefreshKeys, string(cache), out.KeepOldChildren, out.KeepLocations)
+	var oh outcomeHash
+	oh.init("ok")
+	oh.bytes(processed)
+	oh.int(len(out.Relations))
+	for _, rel := range out.Relations {
+		oh.str(rel.Source)
+		oh.str(rel.Type)
+		oh.str(rel.Target)
+	}
+	oh.strs(childSigs)
+	oh.errors(out.Errors)
+	oh.strs(out.RefreshKeys)
+	oh.bytes(cache)
+	oh.bool(out.KeepOldChildren)
+	oh.strs(out.KeepLocations)
+	out.ResultHash = oh.sum()
 	return out
 }
 
@@ -496,12 +517,53 @@ func resolveTarget(typ, target string, base Location) (string, error) {
 	return target, nil
 }
 
-// hashOf is the sha1 of the JSON of parts; the result hash of an outcome.
-func hashOf(parts ...any) string {
-	h := sha1.New()
-	enc := json.NewEncoder(h)
-	for _, p := range parts {
-		_ = enc.Encode(p)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+// outcomeHash is the sha1 of an outcome's parts, each written with its
+// length in front so that different outcomes never feed the same bytes. It
+// replaced a JSON encoding of the parts, which cost a tenth of processing.
+type outcomeHash struct {
+	h   hash.Hash
+	buf [binary.MaxVarintLen64]byte
 }
+
+func (o *outcomeHash) init(kind string) {
+	o.h = sha1.New()
+	o.str(kind)
+}
+
+func (o *outcomeHash) int(n int) { o.h.Write(binary.AppendUvarint(o.buf[:0], uint64(n))) }
+
+func (o *outcomeHash) bytes(b []byte) {
+	o.int(len(b))
+	o.h.Write(b)
+}
+
+func (o *outcomeHash) str(s string) {
+	o.int(len(s))
+	io.WriteString(o.h, s)
+}
+
+func (o *outcomeHash) strs(ss []string) {
+	o.int(len(ss))
+	for _, s := range ss {
+		o.str(s)
+	}
+}
+
+func (o *outcomeHash) bool(b bool) {
+	if b {
+		o.int(1)
+	} else {
+		o.int(0)
+	}
+}
+
+func (o *outcomeHash) errors(es []catalog.SerializedError) {
+	o.int(len(es))
+	for _, e := range es {
+		o.str(e.Name)
+		o.str(e.Message)
+		o.str(e.Stack)
+	}
+}
+
+func (o *outcomeHash) sum() string { return hex.EncodeToString(o.h.Sum(nil)) }
