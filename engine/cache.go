@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // caches holds the stage caches of one entity for one processing run and
@@ -10,7 +11,9 @@ import (
 // has its bucket replaced by what it wrote; a stage that writes nothing keeps
 // its previous bucket. Values are JSON-shaped (they are persisted as JSON).
 type caches struct {
-	prev    map[string]map[string]any
+	prev map[string]map[string]any
+	// mu guards written: the targets of a Location are read in parallel.
+	mu      sync.Mutex
 	written map[string]map[string]any
 }
 
@@ -75,6 +78,8 @@ func (s *stageCache) Get(key string) (any, bool) {
 }
 
 func (s *stageCache) Set(key string, value any) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	bucket := s.c.written[s.stage]
 	if bucket == nil {
 		bucket = map[string]any{}

@@ -13,8 +13,10 @@ import (
 	"io"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/catalog-pipeline/pipeline/catalog"
@@ -326,7 +328,7 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 
 	// 3. Location entities: read their targets (the engine's own step).
 	if strings.EqualFold(ent.Kind, catalog.KindLocation) && !opts.noRead {
-		if se := e.readTargets(ctx, pl.Name, h, ent, loc, r, cs, emitFor); se != nil {
+		if se := e.readTargets(ctx, pl.Name, h, ent, loc, r, cs); se != nil {
 			return fail(*se)
 		}
 	}
@@ -408,7 +410,7 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 // readTargets is Backstage's special Location step: every target of the
 // Location entity, resolved against the entity's own location, is read by
 // the first stage that handles its type.
-func (e *Engine) readTargets(ctx context.Context, pipeline string, h *hooks, ent *catalog.Entity, loc Location, r *run, cs *caches, emitFor func(*bool) Emit) *catalog.SerializedError {
+func (e *Engine) readTargets(ctx context.Context, pipeline string, h *hooks, ent *catalog.Entity, loc Location, r *run, cs *caches) *catalog.SerializedError {
 	typ, _ := ent.Spec["type"].(string)
 	if typ == "" {
 		typ = loc.Type
@@ -425,60 +427,110 @@ func (e *Engine) readTargets(ctx context.Context, pipeline string, h *hooks, ent
 		}
 	}
 	optional := ent.Spec["presence"] == "optional"
+	// Resolve every target first: a bad one fails the entity before any read.
+	locs := make([]Location, 0, len(targets))
 	for _, raw := range targets {
 		target, err := resolveTarget(typ, raw, loc)
 		if err != nil {
 			se := serialize(InputError("location %s: %v", ent.Ref(), err))
 			return &se
 		}
-		l := Location{Type: typ, Target: target}
-		handled := false
-		trace := &reading.Trace{}
-		tctx := reading.WithTrace(ctx, trace)
-		before := len(r.children)
-		status := func(err error) {
-			s := LocationStatus{Pipeline: pipeline, Location: l, Entity: r.ref, LastRead: e.now(),
-				Requests: trace.Requests.Load(), NotModified: trace.NotModified.Load(), Entities: len(r.children) - before}
-			if err != nil {
-				s.LastError = err.Error()
-			}
-			e.obs.locationRead(s)
+		locs = append(locs, Location{Type: typ, Target: target})
+	}
+	// Targets are read in parallel (a Location listing many files would
+	// otherwise parse them all on one core), each into its own buffer; the
+	// buffers are then replayed in target order, so the outcome does not
+	// depend on timing.
+	reads := make([]targetRead, len(locs))
+	if len(locs) == 1 {
+		reads[0] = e.readTarget(ctx, pipeline, h, locs[0], optional, r.ref, cs)
+	} else {
+		sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+		var wg sync.WaitGroup
+		for i, l := range locs {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				reads[i] = e.readTarget(ctx, pipeline, h, l, optional, r.ref, cs)
+			})
 		}
-		for _, s := range h.readers {
-			if !defines(s, "readLocation") {
-				continue
-			}
-			done := false
-			start := time.Now()
-			ok, err := s.ReadLocation(tctx, l, optional, emitFor(&done), cs.forTarget(s.Name(), target))
-			done = true
-			e.obs.hook(pipeline, s.Name(), "readLocation", start, err)
-			var pe *ProcessingError
-			if err != nil && errors.As(err, &pe) && pe.Name == NotFoundErrorName {
-				// A missing source is not a failed read: record it, and let
-				// the entities that came from it go.
-				r.emit(ErrorResult{Location: l, Err: err})
-				status(err)
-				handled = true
-				break
-			}
-			if err != nil {
-				status(err)
-				se := stageError(s.Name(), "readLocation "+l.String(), err)
-				return &se
-			}
-			if ok {
-				status(nil)
-				handled = true
-				break
-			}
+		wg.Wait()
+	}
+	for _, rd := range reads {
+		if rd.fail != nil {
+			return rd.fail
 		}
-		if !handled {
-			se := serialize(InputError("no stage was able to read location %s; add a stage that reads %q locations to the pipeline", l, typ))
-			return &se
+	}
+	for _, rd := range reads {
+		for _, res := range rd.results {
+			r.emit(res)
 		}
 	}
 	return nil
+}
+
+// targetRead is what reading one target of a Location produced: its
+// results in emit order, or the failure that fails the Location.
+type targetRead struct {
+	results []Result
+	fail    *catalog.SerializedError
+}
+
+// readTarget reads one target through the first stage that handles its
+// type, and records the read in the location status.
+func (e *Engine) readTarget(ctx context.Context, pipeline string, h *hooks, l Location, optional bool, ref string, cs *caches) targetRead {
+	var out targetRead
+	trace := &reading.Trace{}
+	tctx := reading.WithTrace(ctx, trace)
+	entities := 0
+	status := func(err error) {
+		s := LocationStatus{Pipeline: pipeline, Location: l, Entity: ref, LastRead: e.now(),
+			Requests: trace.Requests.Load(), NotModified: trace.NotModified.Load(), Entities: entities}
+		if err != nil {
+			s.LastError = err.Error()
+		}
+		e.obs.locationRead(s)
+	}
+	for _, s := range h.readers {
+		if !defines(s, "readLocation") {
+			continue
+		}
+		done := false
+		emit := func(res Result) {
+			if done {
+				e.log.Warn("ignoring a result emitted after its hook returned", "entity", ref, "stage", s.Name())
+				return
+			}
+			if _, ok := res.(EntityResult); ok {
+				entities++
+			}
+			out.results = append(out.results, res)
+		}
+		start := time.Now()
+		ok, err := s.ReadLocation(tctx, l, optional, emit, cs.forTarget(s.Name(), l.Target))
+		done = true
+		e.obs.hook(pipeline, s.Name(), "readLocation", start, err)
+		var pe *ProcessingError
+		switch {
+		case err != nil && errors.As(err, &pe) && pe.Name == NotFoundErrorName:
+			// A missing source is not a failed read: record it, and let
+			// the entities that came from it go.
+			out.results = append(out.results, ErrorResult{Location: l, Err: err})
+			status(err)
+			return out
+		case err != nil:
+			status(err)
+			se := stageError(s.Name(), "readLocation "+l.String(), err)
+			out.fail = &se
+			return out
+		case ok:
+			status(nil)
+			return out
+		}
+	}
+	se := serialize(InputError("no stage was able to read location %s; add a stage that reads %q locations to the pipeline", l, l.Type))
+	out.fail = &se
+	return out
 }
 
 // resolveTarget makes a Location target absolute: relative file targets
