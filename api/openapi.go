@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/catalog-pipeline/pipeline/catalog"
 )
 
 // OpenAPIPath is where the OpenAPI 3.0 document of the whole API is
@@ -32,29 +34,7 @@ func yamlToJSON(b []byte) ([]byte, error) {
 	if err := yaml.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("parse the OpenAPI document: %w", err)
 	}
-	return json.Marshal(jsonable(v))
-}
-
-func jsonable(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = jsonable(x)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, x := range t {
-			m[fmt.Sprint(k)] = jsonable(x)
-		}
-		return m
-	case []any:
-		for i, x := range t {
-			t[i] = jsonable(x)
-		}
-		return t
-	}
-	return v
+	return json.Marshal(catalog.NormalizeValue(v))
 }
 
 // getOpenAPIYAML serves GET /api/openapi.yaml.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/catalog-pipeline/pipeline/catalog"
 )
 
 // openapiDoc is the part of the OpenAPI document the tests read.
@@ -222,7 +224,7 @@ func TestOpenAPIServed(t *testing.T) {
 	if err := json.Unmarshal(j.Body.Bytes(), &fromJSON); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := json.Marshal(jsonable(fromYAML))
+	a, _ := json.Marshal(catalog.NormalizeValue(fromYAML))
 	b, _ := json.Marshal(fromJSON)
 	if string(a) != string(b) {
 		t.Fatal("the JSON document differs from the YAML one")

@@ -92,7 +92,7 @@ func ParseEntities(data []byte, source string) (entities []ParsedEntity, errs []
 			entities = append(entities, ParsedEntity{Entity: e, Line: line})
 		default:
 			errs = append(errs, &ParseError{source, line,
-				"expected an object at the root of the document, got " + jsonKind(v)})
+				"expected an object at the root of the document, got " + catalog.TypeName(v)})
 		}
 	}
 }
@@ -359,23 +359,4 @@ func kindName(k yaml.Kind) string {
 		return "an alias"
 	}
 	return "a document"
-}
-
-// jsonKind names a JSON-shaped value's type for messages.
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case bool:
-		return "boolean"
-	case int, float64:
-		return "number"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
-	}
-	return fmt.Sprintf("%T", v)
 }
