@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -110,6 +111,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 			if err := printCatalogSummary(stdout, eng.Config(), db); err != nil {
 				log.Warn("printing the summary", "error", err)
 			}
+			// The initial ingest is the memory peak; give it back now rather
+			// than in GC cycles that would land among the first API requests.
+			debug.FreeOSMemory()
 		case <-ctx.Done():
 		}
 	})
