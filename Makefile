@@ -39,7 +39,8 @@ bench: build microbench
 microbench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./builtin/ ./scripting/
 	$(GO) test -run '^$$' -bench 'Commit|Page|Facets|Stitch' -benchtime 20x ./store/
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./engine/ ./api/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./engine/
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./api/
 
 vet:
 	$(GO) vet ./...
