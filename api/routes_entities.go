@@ -380,19 +380,43 @@ func refFromPath(r *http.Request) (catalog.Ref, string) {
 
 // getEntityByName serves GET /entities/by-name/{kind}/{namespace}/{name}.
 func (s *server) getEntityByName(w http.ResponseWriter, r *http.Request) error {
-	cat, err := s.catalog()
+	_, ref, key, err := s.finalFromPath(r)
 	if err != nil {
 		return err
 	}
-	ref, key := refFromPath(r)
-	bodies, err := cat.FinalByRefs([]string{key})
+	body, err := s.finalBody(key)
 	if err != nil {
 		return err
 	}
-	if len(bodies) != 1 || bodies[0] == nil {
+	if body == nil {
 		return notFoundErr("No entity named '%s' found, with kind '%s' in namespace '%s'", ref.Name, ref.Kind, ref.Namespace)
 	}
-	return writeRaw(w, http.StatusOK, bodies[0])
+	return writeRaw(w, http.StatusOK, body)
+}
+
+// finalFromPath returns the catalog and the ref named by the route's
+// {kind}/{namespace}/{name}, with its store key.
+func (s *server) finalFromPath(r *http.Request) (Catalog, catalog.Ref, string, error) {
+	cat, err := s.catalog()
+	if err != nil {
+		return nil, catalog.Ref{}, "", err
+	}
+	ref, key := refFromPath(r)
+	return cat, ref, key, nil
+}
+
+// finalBody returns the served JSON of the entity with store key key, or
+// nil when it is not served.
+func (s *server) finalBody(key string) ([]byte, error) {
+	cat, err := s.catalog()
+	if err != nil {
+		return nil, err
+	}
+	bodies, err := cat.FinalByRefs([]string{key})
+	if err != nil || len(bodies) != 1 {
+		return nil, err
+	}
+	return bodies[0], nil
 }
 
 // ancestryItem is one entity of an ancestry answer.
@@ -409,16 +433,15 @@ const maxAncestry = 1000
 // served parents (provider keys are not entities and are skipped), in
 // Backstage's walk order (depth first from the root entity).
 func (s *server) getEntityAncestry(w http.ResponseWriter, r *http.Request) error {
-	cat, err := s.catalog()
+	cat, _, root, err := s.finalFromPath(r)
 	if err != nil {
 		return err
 	}
-	_, root := refFromPath(r)
-	bodies, err := cat.FinalByRefs([]string{root})
+	rootBody, err := s.finalBody(root)
 	if err != nil {
 		return err
 	}
-	if len(bodies) != 1 || bodies[0] == nil {
+	if rootBody == nil {
 		return notFoundErr("No such entity %s", root)
 	}
 	type node struct {
@@ -426,7 +449,7 @@ func (s *server) getEntityAncestry(w http.ResponseWriter, r *http.Request) error
 		body []byte
 	}
 	seen := map[string]bool{root: true}
-	todo := []node{{root, bodies[0]}}
+	todo := []node{{root, rootBody}}
 	items := []ancestryItem{}
 	for len(todo) > 0 && len(items) < maxAncestry {
 		cur := todo[len(todo)-1]
