@@ -45,7 +45,7 @@ func (s *fileStage) ReadLocation(ctx context.Context, loc engine.Location, optio
 	if !filepath.IsAbs(target) {
 		return true, engine.InputError("file location target %s is not an absolute path", target)
 	}
-	matches, err := s.reader.Glob(target)
+	matches, err := s.reader.Glob(ctx, target)
 	if err != nil {
 		return true, withCause(engine.GeneralError("file %s: %v", target, unprefix(err, "glob "+target+": ")), err)
 	}
@@ -61,7 +61,7 @@ func (s *fileStage) ReadLocation(ctx context.Context, loc engine.Location, optio
 		}
 		at := engine.Location{Type: "file", Target: path}
 		emit(engine.RefreshResult{Key: "file:" + path})
-		data, err := s.reader.ReadFile(path)
+		data, err := s.reader.ReadFile(ctx, path)
 		if err != nil {
 			var pe *engine.ProcessingError
 			if errors.Is(err, reading.ErrNotFound) {

@@ -228,7 +228,7 @@ func (r *resolver) read(key, value, path string) (data []byte, target string, er
 	}
 	if !isURL {
 		// The reader's errors name the path and wrap its sentinels.
-		data, err := r.p.reader.ReadFile(target)
+		data, err := r.p.reader.ReadFile(r.ctx, target)
 		if err != nil {
 			return nil, target, err
 		}

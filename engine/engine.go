@@ -63,6 +63,9 @@ type pipelineRT struct {
 	// pipeline's own.
 	refresh map[string]Refresh
 	def     Refresh
+	// memo says whether runs may be skipped when their inputs are
+	// unchanged (memo.go).
+	memo bool
 }
 
 // New prepares an engine. It does not touch the store.
@@ -93,7 +96,8 @@ func (e *Engine) install(cfg *Config) {
 	}
 	rt := &runtimeConfig{cfg: cfg, pipelines: map[string]*pipelineRT{}}
 	for _, p := range cfg.Pipelines {
-		prt := &pipelineRT{Pipeline: p, hooks: hooksOf(p), refresh: map[string]Refresh{}, def: cfg.Engine.Refresh}
+		prt := &pipelineRT{Pipeline: p, hooks: hooksOf(p), refresh: map[string]Refresh{}, def: cfg.Engine.Refresh,
+			memo: !cfg.Engine.AlwaysReprocess && memoizable(p)}
 		if p.Refresh != nil {
 			prt.def = *p.Refresh
 		}
@@ -226,7 +230,10 @@ type RunStats struct {
 	// Processed counts entities run through the stages; Failed counts those
 	// whose run failed outright, WithErrors those that recorded any error.
 	Processed, Failed, WithErrors int
-	Duration                      time.Duration
+	// Skipped counts the processed entities whose run was skipped because
+	// nothing it depended on changed (memo.go).
+	Skipped  int
+	Duration time.Duration
 }
 
 // PerSecond is the processing rate of the run.
@@ -302,6 +309,7 @@ func (e *Engine) RunOnce(ctx context.Context) (RunStats, error) {
 	}
 	ls, err := e.loop(ctx, func() time.Time { return start }, nil)
 	ls.CommitStats.Add(stats.CommitStats)
+	ls.Duration = e.now().Sub(start) // the whole pass, not only the loop
 	return ls, err
 }
 
@@ -406,6 +414,9 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 		stats.Add(r.stats)
 		for _, o := range r.outs {
 			stats.Processed++
+			if o.Skipped {
+				stats.Skipped++
+			}
 			if !o.OK {
 				stats.Failed++
 			}
@@ -418,13 +429,18 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 		}
 	}
 	lastLog, lastCount, loggedIdle := start, 0, false
+	// A batch whose runs were all skipped (memo.go) costs the writer only
+	// schedule updates, and most of that cost is per transaction: the next
+	// batch may then be larger, up to maxBatchGrowth times batch_size. Any
+	// real run brings it back to batch_size.
+	growth := 1
 	for firstErr == nil {
 		if err := ctx.Err(); err != nil {
 			firstErr = err
 			break
 		}
 		rt := e.rt.Load()
-		batch, err := e.store.Claim(horizon(), rt.cfg.Engine.BatchSize, skip)
+		batch, err := e.store.Claim(horizon(), growth*rt.cfg.Engine.BatchSize, skip)
 		if err != nil {
 			firstErr = fmt.Errorf("claim due entities: %w", err)
 			break
@@ -438,7 +454,7 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 			if stats.Processed > lastCount || !loggedIdle {
 				loggedIdle = true
 				e.log.Info("caught up", "processed", stats.Processed, "written", stats.Written,
-					"unchanged", stats.Unchanged, "deleted", stats.Deleted, "errors", stats.WithErrors)
+					"unchanged", stats.Unchanged, "deleted", stats.Deleted, "skipped", stats.Skipped, "stitched", stats.Stitched, "errors", stats.WithErrors)
 				lastCount = stats.Processed
 			}
 			if idle == nil || !idle(ctx) {
@@ -457,6 +473,13 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 			release(outs)
 			firstErr = ctx.Err()
 			break
+		}
+		growth = min(growth*2, maxBatchGrowth)
+		for _, o := range outs {
+			if !o.Skipped {
+				growth = 1
+				break
+			}
 		}
 		// Hand over to the writer; collect a finished commit first if the
 		// writer is busy, so that at most one batch waits.
@@ -483,6 +506,10 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 	stats.Duration = e.now().Sub(start)
 	return stats, firstErr
 }
+
+// maxBatchGrowth bounds how much larger than batch_size a batch of
+// skipped runs may grow; such an outcome holds a few hundred bytes.
+const maxBatchGrowth = 16
 
 // processBatch runs a batch through the workers; outcomes keep the batch
 // order so that commits are deterministic.

@@ -3,6 +3,8 @@ package engine
 import (
 	"runtime"
 	"time"
+
+	"github.com/catalog-pipeline/pipeline/reading"
 )
 
 // Config is a loaded, runnable configuration: engine settings and the
@@ -31,6 +33,13 @@ type Pipeline struct {
 	// Refresh overrides the engine's refresh schedule for the pipeline's
 	// entities; nil inherits it.
 	Refresh *Refresh
+	// Reader is the reader the stages were built with; the engine uses it
+	// to check whether the files a run read have changed (memo.go).
+	Reader *reading.Reader
+	// Fingerprint identifies the pipeline's definition (stages, their
+	// settings, the read confinement): a new one makes every entity of the
+	// pipeline run again rather than reuse its last result.
+	Fingerprint string
 }
 
 // Refresh is a refresh schedule: an entity is due again Interval plus a
@@ -70,6 +79,9 @@ type Settings struct {
 	// since 1.41) removes an entity no parent emits any more, with its
 	// subtree; "keep" keeps it annotated backstage.io/orphan: "true".
 	Orphans string
+	// AlwaysReprocess turns off skipping runs whose inputs are unchanged
+	// (memo.go): every refresh runs every stage, as Backstage does.
+	AlwaysReprocess bool
 }
 
 // Orphan strategies.

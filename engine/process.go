@@ -245,6 +245,19 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	if pl == nil {
 		return fail(catalog.SerializedError{Name: GeneralErrorName, Message: fmt.Sprintf("pipeline %q is not configured", st.Pipeline)})
 	}
+	// Skip the run when nothing it depends on changed (memo.go).
+	memo := pl.memo && !opts.noRead
+	var fp [sha1.Size]byte
+	var src *reading.Sources
+	if memo {
+		fp = fingerprint(pl, st)
+		if memoHit(pl, st, fp) {
+			out.OK, out.Skipped, out.ResultHash, out.Memo, out.Errors = true, true, st.ResultHash, st.Memo, st.Errors
+			return out
+		}
+		src = &reading.Sources{}
+		ctx = reading.WithSources(ctx, src)
+	}
 	h := pl.hooks
 	ent := &catalog.Entity{}
 	if err := json.Unmarshal(st.Unprocessed, ent); err != nil {
@@ -404,6 +417,9 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	oh.bool(out.KeepOldChildren)
 	oh.strs(out.KeepLocations)
 	out.ResultHash = oh.sum()
+	if memo {
+		out.Memo = memoOf(fp, src)
+	}
 	return out
 }
 

@@ -82,7 +82,7 @@ func TestReadFile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := r.ReadFile(tc.path)
+			got, err := r.ReadFile(context.Background(), tc.path)
 			if tc.errIs == nil && tc.errText == "" {
 				if err != nil {
 					t.Fatalf("ReadFile: %v", err)
@@ -111,7 +111,7 @@ func TestReadFile(t *testing.T) {
 func TestZeroPolicyAllowsNothing(t *testing.T) {
 	dir := tree(t, map[string]string{"a.yaml": "a"})
 	r := New(Policy{})
-	if _, err := r.ReadFile(filepath.Join(dir, "a.yaml")); !errors.Is(err, ErrNotAllowed) {
+	if _, err := r.ReadFile(context.Background(), filepath.Join(dir, "a.yaml")); !errors.Is(err, ErrNotAllowed) {
 		t.Fatalf("ReadFile with no roots: %v, want ErrNotAllowed", err)
 	}
 	if _, err := r.Fetch(context.Background(), "https://example.com/x", FetchOptions{}); !errors.Is(err, ErrNotAllowed) {
@@ -128,11 +128,11 @@ func TestRootThroughSymlink(t *testing.T) {
 	symlink(t, real, link)
 	r := New(Policy{Roots: []string{link}})
 	for _, p := range []string{filepath.Join(link, "a.yaml")} {
-		if _, err := r.ReadFile(p); err != nil {
+		if _, err := r.ReadFile(context.Background(), p); err != nil {
 			t.Errorf("ReadFile(%s): %v", p, err)
 		}
 	}
-	if _, err := r.ReadFile(filepath.Join(real, "a.yaml")); !errors.Is(err, ErrNotAllowed) {
+	if _, err := r.ReadFile(context.Background(), filepath.Join(real, "a.yaml")); !errors.Is(err, ErrNotAllowed) {
 		// The cleaned path must be under a root as written.
 		t.Errorf("ReadFile through the real path: %v, want ErrNotAllowed", err)
 	}
@@ -182,7 +182,7 @@ func TestGlob(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := r.Glob(tc.pattern)
+			got, err := r.Glob(context.Background(), tc.pattern)
 			if tc.errIs != nil {
 				if !errors.Is(err, tc.errIs) {
 					t.Fatalf("Glob(%s) = %v, %v; want %v", tc.pattern, got, err, tc.errIs)

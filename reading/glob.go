@@ -1,6 +1,7 @@
 package reading
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,7 +20,21 @@ import (
 // refuse; symlinked folders are not descended by "**", which also keeps
 // symlink loops from running away. A pattern without wildcards matches the
 // file it names, if it exists. No match is not an error: it returns nil.
-func (r *Reader) Glob(pattern string) ([]string, error) {
+//
+// A Sources in ctx (WithSources) records the pattern and what it matched,
+// so that a file added or removed later counts as a change.
+func (r *Reader) Glob(ctx context.Context, pattern string) ([]string, error) {
+	src := sourcesOf(ctx)
+	matches, err := r.glob(pattern)
+	if err != nil {
+		src.MarkVolatile()
+		return nil, err
+	}
+	src.glob(pattern, matches)
+	return matches, nil
+}
+
+func (r *Reader) glob(pattern string) ([]string, error) {
 	if !filepath.IsAbs(pattern) {
 		return nil, fmt.Errorf("glob %s: pattern is not absolute: %w", pattern, ErrNotAllowed)
 	}

@@ -26,6 +26,8 @@ const maxRedirects = 10
 //     returns an error wrapping ErrNotAllowed before any request is sent to
 //     it.
 func (r *Reader) Fetch(ctx context.Context, rawURL string, o FetchOptions) (*Response, error) {
+	// Only a new request can tell whether upstream changed.
+	sourcesOf(ctx).MarkVolatile()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", rawURL, err)
@@ -123,7 +125,7 @@ func (r *Reader) readFileResponse(ctx context.Context, path string) (*Response, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read file %s: %w", path, err)
 	}
-	b, err := r.ReadFile(path)
+	b, err := r.ReadFile(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@
 package reading
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -175,35 +176,49 @@ type Response struct {
 // ErrNotAllowed when the path (cleaned, or with symlinks resolved) is outside
 // the roots or is not absolute, with ErrNotFound when it does not exist, and
 // with an error when it is larger than MaxBytes or is not a regular file.
-func (r *Reader) ReadFile(path string) ([]byte, error) {
+//
+// A Sources in ctx (WithSources) records the file's stamp; a failed read
+// makes it volatile.
+func (r *Reader) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	src := sourcesOf(ctx)
+	data, resolved, st, err := r.readFile(path)
+	if err != nil {
+		src.MarkVolatile()
+		return nil, err
+	}
+	src.file(path, resolved, st, data, time.Now())
+	return data, nil
+}
+
+func (r *Reader) readFile(path string) ([]byte, string, os.FileInfo, error) {
 	resolved, err := r.confine(path)
 	if err != nil {
-		return nil, fmt.Errorf("read file %s: %w", path, err)
+		return nil, "", nil, fmt.Errorf("read file %s: %w", path, err)
 	}
 	f, err := os.Open(resolved)
 	if err != nil {
-		return nil, fmt.Errorf("read file %s: %w", path, fileErr(err))
+		return nil, "", nil, fmt.Errorf("read file %s: %w", path, fileErr(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read file %s: %w", path, fileErr(err))
+		return nil, "", nil, fmt.Errorf("read file %s: %w", path, fileErr(err))
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read file %s: not a regular file", path)
+		return nil, "", nil, fmt.Errorf("read file %s: not a regular file", path)
 	}
 	limit := r.policy.MaxBytes
 	if st.Size() > limit {
-		return nil, fmt.Errorf("read file %s: size %d bytes is over the limit of %d bytes", path, st.Size(), limit)
+		return nil, "", nil, fmt.Errorf("read file %s: size %d bytes is over the limit of %d bytes", path, st.Size(), limit)
 	}
 	// The size may change between Stat and Read; read at most limit+1 bytes
 	// to notice.
 	buf := make([]byte, 0, st.Size()+1)
 	data, err := readAllLimited(f, buf, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read file %s: %w", path, err)
+		return nil, "", nil, fmt.Errorf("read file %s: %w", path, err)
 	}
-	return data, nil
+	return data, resolved, st, nil
 }
 
 // confine checks that path is allowed and returns it with symlinks resolved.

@@ -24,6 +24,7 @@ package scripting
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -363,6 +364,25 @@ func (s *Stage) Err() error {
 		return errors.New(b.msg)
 	}
 	return nil
+}
+
+// Pure implements engine.Pure: a script reaches the outside only through
+// its bindings, and read goes through the pipeline's reader with the
+// hook's context, which records it. A script whose result depends on the
+// clock or on Math.random is the exception the engine's always_reprocess
+// setting is for.
+func (s *Stage) Pure() bool { return true }
+
+// Version implements engine.Versioned: the hash of the script version in
+// use, and of a broken newer one if any (whose error entities report), so
+// that editing the script makes every entity run again.
+func (s *Stage) Version() string {
+	s.maybeReload()
+	v := hex.EncodeToString(s.cur.Load().hash[:])
+	if b := s.bad.Load(); b != nil {
+		v += " bad " + hex.EncodeToString(b.hash[:])
+	}
+	return v
 }
 
 // ReadLocation calls the script's readLocation(location, optional). It

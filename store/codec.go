@@ -14,14 +14,15 @@ import (
 // embedded raw entity documents on every encode, which profiling showed as
 // the single largest cost of a commit. Layout: a version byte, then each
 // field as a uvarint length followed by its bytes, lists as a uvarint count
-// followed by their items.
+// followed by their items. Fields added later are appended and optional:
+// a record that ends before them decodes them as empty.
 const stateCodecVersion = 1
 
 var errCorrupt = errors.New("corrupt state record")
 
 func encodeState(st *State) []byte {
 	n := 1 + len(st.UID) + len(st.Pipeline) + len(st.Unprocessed) + len(st.UnprocessedHash) +
-		len(st.Processed) + len(st.ResultHash) + len(st.LocationKey) + len(st.Cache) + len(st.Root) + len(st.Contender) + 16*binary.MaxVarintLen32
+		len(st.Processed) + len(st.ResultHash) + len(st.LocationKey) + len(st.Cache) + len(st.Root) + len(st.Contender) + len(st.Memo) + 16*binary.MaxVarintLen32
 	for _, e := range st.Errors {
 		n += len(e.Name) + len(e.Message) + len(e.Stack) + 3*binary.MaxVarintLen32
 	}
@@ -57,10 +58,17 @@ func encodeState(st *State) []byte {
 	for _, r := range st.Relations {
 		b = appendString(appendString(appendString(b, r.Source), r.Type), r.Target)
 	}
+	b = appendBytes(b, st.Memo)
 	return b
 }
 
 func decodeState(ref string, v []byte) (*State, error) {
+	return decodeStateParts(ref, v, true)
+}
+
+// decodeStateParts is decodeState that can leave Processed out (nil), the
+// largest field and one processing never reads.
+func decodeStateParts(ref string, v []byte, processed bool) (*State, error) {
 	if len(v) == 0 || v[0] != stateCodecVersion {
 		return nil, fmt.Errorf("decode state of %s: %w (unknown version)", ref, errCorrupt)
 	}
@@ -70,7 +78,11 @@ func decodeState(ref string, v []byte) (*State, error) {
 	st.Pipeline = d.str()
 	st.Unprocessed = d.bytes()
 	st.UnprocessedHash = d.str()
-	st.Processed = d.bytes()
+	if processed {
+		st.Processed = d.bytes()
+	} else {
+		d.raw()
+	}
 	st.ResultHash = d.str()
 	if n := d.count(); n > 0 {
 		st.Errors = make([]catalog.SerializedError, n)
@@ -95,10 +107,29 @@ func decodeState(ref string, v []byte) (*State, error) {
 			st.Relations[i] = Relation{Source: d.str(), Type: d.str(), Target: d.str()}
 		}
 	}
+	if len(d.b) > 0 {
+		st.Memo = d.bytes()
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("decode state of %s: %w", ref, d.err)
 	}
 	return st, nil
+}
+
+// peekHashes reads a state record's unprocessed and result hashes only,
+// for commits that need nothing else.
+func peekHashes(v []byte) (unprocessedHash, resultHash []byte, err error) {
+	if len(v) == 0 || v[0] != stateCodecVersion {
+		return nil, nil, errCorrupt
+	}
+	d := decoder{b: v[1:]}
+	d.raw() // uid
+	d.raw() // pipeline
+	d.raw() // unprocessed
+	unprocessedHash = d.raw()
+	d.raw() // processed
+	resultHash = d.raw()
+	return unprocessedHash, resultHash, d.err
 }
 
 func appendString(b []byte, s string) []byte {

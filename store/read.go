@@ -27,13 +27,15 @@ func (d *DB) Claim(horizon time.Time, limit int, skip func(ref string) bool) ([]
 			if skip != nil && skip(ref) {
 				continue
 			}
-			st, err := b.getState(ref)
+			v := b.state.Get(k[8:])
+			if v == nil {
+				continue
+			}
+			st, err := decodeStateParts(ref, v, false)
 			if err != nil {
 				return err
 			}
-			if st != nil {
-				out = append(out, st)
-			}
+			out = append(out, st)
 		}
 		return nil
 	})

@@ -47,6 +47,11 @@ type State struct {
 	// Relations are the relations this entity's processing emitted (it is
 	// their originator), sorted; they are served on their sources.
 	Relations []Relation `json:"relations,omitempty"`
+	// Memo is the engine's record of what the last successful run depended
+	// on (its inputs' fingerprint and the sources it read), so that a run
+	// with the same inputs can be skipped. Opaque to the store; cleared
+	// when a run fails or the entity must run again.
+	Memo []byte `json:"memo,omitempty"`
 }
 
 // Relation is one directed relation, refs in canonical form.
@@ -92,6 +97,11 @@ type Outcome struct {
 	// entities disappear on the next run).
 	KeepLocations []string
 	RefreshKeys   []string
+	// Memo replaces State.Memo when the outcome is OK (see State.Memo).
+	Memo []byte
+	// Skipped says the engine did not run the stages because nothing the
+	// last run depended on changed: the outcome repeats the stored one.
+	Skipped bool
 	// NextUpdate is when the entity is due again.
 	NextUpdate time.Time
 }

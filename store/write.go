@@ -103,7 +103,9 @@ func (d *DB) Providers() ([]string, error) {
 }
 
 // MarkAllDue makes every entity due now; a one-shot run uses it so that the
-// whole catalog is refreshed, not only what changed.
+// whole catalog is refreshed, not only what changed. The queue is rebuilt
+// rather than edited: every ref at dueNow, inserted in ref order, which
+// appends to the B+tree instead of moving each key from a random place.
 func (d *DB) MarkAllDue() error {
 	return d.boltUpdate(func(tx *bolt.Tx) error {
 		b := open(tx)
@@ -114,8 +116,27 @@ func (d *DB) MarkAllDue() error {
 				refs = append(refs, bytes.Clone(k))
 			}
 		}
+		if len(refs) == 0 {
+			return nil
+		}
+		root := tx.Bucket(rootBucket)
+		if err := root.DeleteBucket(queueBucket); err != nil {
+			return err
+		}
+		queue, err := root.CreateBucket(queueBucket)
+		if err != nil {
+			return err
+		}
+		queue.FillPercent = 0.9
+		var now [8]byte
+		binary.BigEndian.PutUint64(now[:], dueNow)
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if err := queue.Put(timeKey(dueNow, string(k)), nil); err != nil {
+				return err
+			}
+		}
 		for _, ref := range refs {
-			if err := b.requeue(string(ref), dueNow); err != nil {
+			if err := b.schedule.Put(ref, now[:]); err != nil {
 				return err
 			}
 		}
@@ -156,6 +177,9 @@ func (d *DB) DeleteEntity(ref string) (CommitStats, error) {
 }
 
 func (w *writer) commitOne(o *Outcome) error {
+	if o.Skipped {
+		return w.commitSkipped(o)
+	}
 	st, err := w.getState(o.Ref)
 	if err != nil || st == nil {
 		return err
@@ -167,10 +191,18 @@ func (w *writer) commitOne(o *Outcome) error {
 	next := o.NextUpdate.UnixNano()
 	if o.ResultHash != "" && o.ResultHash == st.ResultHash {
 		w.stats.Unchanged++
-		if !o.OK {
+		switch {
+		case !o.OK:
 			// The same failure again: only the failure count moves, which
 			// the engine's retry backoff reads.
 			st.Failures++
+			if err := w.putState(st); err != nil {
+				return err
+			}
+		case !bytes.Equal(st.Memo, o.Memo):
+			// The same result from inputs that moved (a touched file):
+			// remember them, so that the next run can be skipped.
+			st.Memo = o.Memo
 			if err := w.putState(st); err != nil {
 				return err
 			}
@@ -187,6 +219,7 @@ func (w *writer) commitOne(o *Outcome) error {
 	if !o.OK {
 		// Keep the last good processed entity, children and relations.
 		st.Failures++
+		st.Memo = nil
 		if err := w.putState(st); err != nil {
 			return err
 		}
@@ -198,6 +231,7 @@ func (w *writer) commitOne(o *Outcome) error {
 		return err
 	}
 	st.Processed = processed
+	st.Memo = o.Memo
 	st.Cache = o.Cache
 	st.RefreshKeys = o.RefreshKeys
 	if err := w.syncRelations(st, o.Relations); err != nil {
@@ -225,6 +259,7 @@ func (w *writer) commitOne(o *Outcome) error {
 		// Never treat this outcome as unchanged: once the other owner lets
 		// go of the ref, the next run must try to take it over.
 		st.ResultHash = "conflict:" + st.ResultHash
+		st.Memo = nil
 		if err := w.setErrorFlag(o.Ref, true); err != nil {
 			return err
 		}
@@ -252,6 +287,27 @@ func (w *writer) commitOne(o *Outcome) error {
 		return err
 	}
 	return w.requeue(o.Ref, next)
+}
+
+// commitSkipped commits an outcome whose run the engine skipped: only the
+// schedule moves, and the state record is read no further than its hashes.
+// An entity that changed since it was claimed (a new unprocessed entity, a
+// forced rerun) is stale: it is due again already.
+func (w *writer) commitSkipped(o *Outcome) error {
+	v := w.state.Get([]byte(o.Ref))
+	if v == nil {
+		return nil
+	}
+	uh, rh, err := peekHashes(v)
+	if err != nil {
+		return fmt.Errorf("state of %s: %w", o.Ref, err)
+	}
+	if string(uh) != o.UnprocessedHash || string(rh) != o.ResultHash {
+		w.stats.Stale++
+		return nil
+	}
+	w.stats.Unchanged++
+	return w.requeue(o.Ref, o.NextUpdate.UnixNano())
 }
 
 // upsertChild creates or updates child c of parent. It returns false when c
@@ -575,7 +631,7 @@ func (w *writer) forceRerun(ref string) error {
 	if err != nil || st == nil {
 		return err
 	}
-	st.ResultHash = ""
+	st.ResultHash, st.Memo = "", nil
 	if err := w.putState(st); err != nil {
 		return err
 	}

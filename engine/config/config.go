@@ -13,6 +13,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,6 +33,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/catalog-pipeline/pipeline/engine"
 	"github.com/catalog-pipeline/pipeline/reading"
@@ -135,6 +138,7 @@ var engineFields = []engine.Field{
 	{Name: "interval", Type: cty.String, Check: checkInterval},
 	{Name: "jitter", Type: cty.String, Check: engine.CheckDuration},
 	{Name: "orphans", Type: cty.String, Check: checkOrphans},
+	{Name: "always_reprocess", Type: cty.Bool},
 }
 
 // loader holds the state of one Load: what was seen so far (for duplicate
@@ -272,6 +276,9 @@ func (l *loader) engineBlock(b *hcl.Block, ctx *hcl.EvalContext, dir string, s *
 	if o := v["orphans"]; !o.IsNull() {
 		s.Orphans = o.AsString()
 	}
+	if a := v["always_reprocess"]; !a.IsNull() {
+		s.AlwaysReprocess = a.True()
+	}
 }
 
 // refreshOf decodes an interval/jitter pair; nil when neither is set, so
@@ -365,6 +372,15 @@ func (l *loader) pipeline(b *hcl.Block, ctx *hcl.EvalContext, dir string) *engin
 		p.AllowHosts = allowHosts
 	}
 	reader := reading.New(reading.Policy{Roots: p.AllowFiles, Hosts: p.AllowHosts})
+	p.Reader = reader
+	// The fingerprint covers everything a stage is built from; the HCL
+	// around it (comments, locations, schedules) does not change results.
+	fp := sha256.New()
+	for _, part := range [][]string{{name}, p.AllowFiles, {"\x00"}, p.AllowHosts, {"\x00"}} {
+		for _, s := range part {
+			fmt.Fprintf(fp, "%d:%s", len(s), s)
+		}
+	}
 
 	names := make(map[string]*hcl.Block)
 	for _, blk := range stages {
@@ -374,11 +390,13 @@ func (l *loader) pipeline(b *hcl.Block, ctx *hcl.EvalContext, dir string) *engin
 			continue
 		}
 		names[sname] = blk
-		if st, info := l.stage(name, blk, ctx, dir, reader); st != nil {
+		if st, info, sig := l.stage(name, blk, ctx, dir, reader); st != nil {
 			p.Stages = append(p.Stages, st)
 			p.StageInfo = append(p.StageInfo, info)
+			fmt.Fprintf(fp, "%d:%s", len(sig), sig)
 		}
 	}
+	p.Fingerprint = hex.EncodeToString(fp.Sum(nil))
 	if dup {
 		return nil
 	}
@@ -468,11 +486,11 @@ func (l *loader) location(b *hcl.Block, ctx *hcl.EvalContext, dir string) (engin
 
 // stage decodes one stage block and builds the stage; nil when anything
 // is wrong, with the reasons in l.diags.
-func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir string, reader *reading.Reader) (engine.Stage, engine.StageInfo) {
+func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir string, reader *reading.Reader) (engine.Stage, engine.StageInfo, string) {
 	name := b.Labels[0]
 	if name == "" {
 		l.diags = l.diags.Append(errorf(b.LabelRanges[0].Ptr(), "empty stage name", "A stage needs a name."))
-		return nil, engine.StageInfo{}
+		return nil, engine.StageInfo{}, ""
 	}
 	meta, rest, diags := b.Body.PartialContent(stageMeta)
 	l.diags = append(l.diags, diags...)
@@ -482,7 +500,7 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 		v, diags := a.Expr.Value(ctx)
 		l.diags = append(l.diags, diags...)
 		if diags.HasErrors() {
-			return nil, engine.StageInfo{}
+			return nil, engine.StageInfo{}, ""
 		}
 		s, err := convert.Convert(v, cty.String)
 		if err != nil || s.IsNull() || !s.IsKnown() {
@@ -493,7 +511,7 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 				Subject:  typRange.Ptr(),
 				Context:  a.Range.Ptr(),
 			})
-			return nil, engine.StageInfo{}
+			return nil, engine.StageInfo{}, ""
 		}
 		typ = s.AsString()
 	} else if probe, _, _ := b.Body.PartialContent(scriptProbe); probe.Attributes[ScriptStageType] != nil {
@@ -512,12 +530,12 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 			detail += "Known stage types: " + strings.Join(l.names, ", ") + "."
 		}
 		l.diags = l.diags.Append(errorf(typRange.Ptr(), fmt.Sprintf("unknown stage type %q", typ), "%s", detail))
-		return nil, engine.StageInfo{}
+		return nil, engine.StageInfo{}, ""
 	}
 	settings, ok, diags := decodeFields(rest, spec.Fields, ctx, dir, b.DefRange)
 	l.diags = append(l.diags, diags...)
 	if !ok {
-		return nil, engine.StageInfo{}
+		return nil, engine.StageInfo{}, ""
 	}
 	st, err := spec.New(engine.Build{
 		Pipeline: pipeline,
@@ -532,13 +550,22 @@ func (l *loader) stage(pipeline string, b *hcl.Block, ctx *hcl.EvalContext, dir 
 	}
 	if err != nil {
 		l.diags = l.diags.Append(errorf(b.DefRange.Ptr(), fmt.Sprintf("cannot build stage %q", name), "%s", sentence(err.Error())))
-		return nil, engine.StageInfo{}
+		return nil, engine.StageInfo{}, ""
 	}
 	info := engine.StageInfo{Name: name, Type: typ}
 	if v, ok := settings[ScriptStageType]; ok && v.Type() == cty.String && !v.IsNull() {
 		info.Script = v.AsString()
 	}
-	return st, info
+	// The stage's signature for the pipeline fingerprint: its name, type
+	// and settings (paths resolved, defaults applied).
+	sig := name + "\x00" + typ + "\x00"
+	if b, err := ctyjson.Marshal(cty.ObjectVal(settings), cty.ObjectVal(settings).Type()); err == nil {
+		sig += string(b)
+	} else {
+		// Not expected for decoded settings; never reuse results then.
+		sig += fmt.Sprintf("unencodable %p", st)
+	}
+	return st, info, sig
 }
 
 // stringList evaluates an optional list-of-strings attribute. set is false
