@@ -1265,8 +1265,9 @@ func TestClaim(t *testing.T) {
 			var got []string
 			for _, s := range sts {
 				got = append(got, s.Ref)
-				if s.Processed == nil || s.UID == "" {
-					t.Errorf("claimed state of %s is incomplete: %+v", s.Ref, s)
+				// Processed is left out: processing never reads it.
+				if s.Unprocessed == nil || s.UID == "" || s.ResultHash == "" || s.Processed != nil {
+					t.Errorf("claimed state of %s is not as processing needs it: %+v", s.Ref, s)
 				}
 			}
 			eq(t, "claimed", got, tc.want)
