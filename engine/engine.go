@@ -27,6 +27,8 @@ type Store interface {
 	Claim(horizon time.Time, limit int, skip func(ref string) bool) ([]*store.State, error)
 	NextDue() (time.Time, bool, error)
 	Commit(outs []*store.Outcome) (store.CommitStats, error)
+	CommitDeferred(outs []*store.Outcome) (store.CommitStats, error)
+	StitchPending(limit int) (stats store.CommitStats, more bool, err error)
 	SetKeepOrphans(keep bool)
 }
 
@@ -216,7 +218,7 @@ func RootEntities(p *Pipeline) ([]store.Child, error) {
 			loc.Target = abs
 		}
 		ent := LocationEntity(loc, l.Optional)
-		r.addChildEntity(ent.Ref().String(), ent, loc.String())
+		r.addEntity(ent.Ref().String(), ent, loc.String())
 	}
 	for _, se := range r.errs {
 		errs = append(errs, errors.New(se.Message))
@@ -391,11 +393,38 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 	committed := make(chan commitResult)
 	go func() {
 		for outs := range toCommit {
-			cs, err := e.store.Commit(outs)
+			cs, err := e.store.CommitDeferred(outs)
 			committed <- commitResult{cs, outs, err}
 		}
 		close(committed)
 	}()
+	// Final entities are rebuilt (stitched) after their changes were
+	// committed, once each however often they changed: when nothing is
+	// due, and at least every stitchEvery while the engine stays busy.
+	lastStitch := e.now()
+	stitch := func() error {
+		start, lastLog, n := e.now(), e.now(), 0
+		for {
+			cs, more, err := e.store.StitchPending(stitchBatch)
+			if err != nil {
+				return fmt.Errorf("stitch: %w", err)
+			}
+			stats.Stitched += cs.Stitched
+			n += cs.Stitched
+			now := e.now()
+			if !more {
+				if now.Sub(start) >= 2*time.Second {
+					e.log.Info("stitched", "entities", n, "seconds", now.Sub(start).Round(time.Millisecond).Seconds())
+				}
+				lastStitch = now
+				return nil
+			}
+			if now.Sub(lastLog) >= 2*time.Second {
+				e.log.Info("stitching", "entities", n, "per_second", int(float64(n)/now.Sub(start).Seconds()))
+				lastLog = now
+			}
+		}
+	}
 	pending := 0
 	var firstErr error
 	account := func(r commitResult) {
@@ -451,6 +480,10 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 				account(<-committed)
 				continue
 			}
+			if err := stitch(); err != nil {
+				firstErr = err
+				break
+			}
 			if stats.Processed > lastCount || !loggedIdle {
 				loggedIdle = true
 				e.log.Info("caught up", "processed", stats.Processed, "written", stats.Written,
@@ -492,6 +525,12 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 				account(r)
 			}
 		}
+		if e.now().Sub(lastStitch) >= stitchEvery {
+			if err := stitch(); err != nil {
+				firstErr = err
+				break
+			}
+		}
 		if now := e.now(); now.Sub(lastLog) >= 2*time.Second {
 			rate := float64(stats.Processed-lastCount) / now.Sub(lastLog).Seconds()
 			lastLog, lastCount = now, stats.Processed
@@ -506,6 +545,17 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 	stats.Duration = e.now().Sub(start)
 	return stats, firstErr
 }
+
+// stitchEvery bounds how long a changed entity waits to be served while
+// the engine is never idle (a bulk ingest, a catalog larger than one
+// refresh interval can process); a shorter bound stitches entities that
+// change again later (a group gains relations with every batch of its
+// members) more than once. stitchBatch is how many final entities one
+// stitch transaction rebuilds.
+const (
+	stitchEvery = time.Minute
+	stitchBatch = 1000
+)
 
 // maxBatchGrowth bounds how much larger than batch_size a batch of
 // skipped runs may grow; such an outcome holds a few hundred bytes.

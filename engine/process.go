@@ -109,6 +109,8 @@ func (r *run) emit(res Result) {
 	switch t := res.(type) {
 	case EntityResult:
 		r.addChild(t)
+	case preparedChild:
+		r.addPrepared(t)
 	case LocationResult:
 		r.addLocation(t)
 	case RelationResult:
@@ -135,23 +137,38 @@ func (r *run) emit(res Result) {
 	}
 }
 
-func (r *run) addChild(t EntityResult) {
+func (r *run) addChild(t EntityResult) { r.addResult(r.prepareChild(t)) }
+
+// preparedChild is an emitted entity already validated, annotated, encoded
+// and hashed: what addChild does before the checks that need the whole
+// run. A Location's targets are read in parallel, and preparing each
+// target's entities in its own goroutine both spreads that work over the
+// cores and keeps only the encoded form (a fraction of the decoded maps) in
+// memory until the targets are merged.
+type preparedChild struct {
+	child store.Child
+}
+
+func (preparedChild) isResult() {}
+
+// prepareChild turns t into a preparedChild, an ErrorResult when the entity
+// is invalid, or nil when it is ignored. It reads only the run's identity
+// fields, so that reads of several targets may call it concurrently.
+func (r *run) prepareChild(t EntityResult) Result {
 	e := t.Entity
 	if e == nil {
-		return
+		return nil
 	}
 	if err := catalog.ValidateEnvelope(e); err != nil {
-		r.emit(ErrorResult{Location: t.Location, Err: InputError("invalid entity at %s: %v", t.Location, err)})
-		return
+		return ErrorResult{Location: t.Location, Err: InputError("invalid entity at %s: %v", t.Location, err)}
 	}
 	ref := e.Ref()
 	if strings.ContainsFunc(ref.String(), func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-		r.emit(ErrorResult{Location: t.Location, Err: InputError("invalid entity at %s: its ref %q contains control characters", t.Location, ref.String())})
-		return
+		return ErrorResult{Location: t.Location, Err: InputError("invalid entity at %s: its ref %q contains control characters", t.Location, ref.String())}
 	}
 	if ref.Equal(r.self) {
 		r.warn("ignoring an entity that emits itself", "entity", r.ref, "location", t.Location.String())
-		return
+		return nil
 	}
 	e.SetAnnotation(catalog.AnnotationManagedByLocation, t.Location.String())
 	e.SetAnnotation(catalog.AnnotationManagedByOriginLocation, r.origin)
@@ -159,23 +176,29 @@ func (r *run) addChild(t EntityResult) {
 	if key == "" && !t.NoLocationKey {
 		key = t.Location.String()
 	}
-	r.addChildEntity(ref.String(), e, key)
+	return encodeChild(ref.String(), e, key)
 }
 
-func (r *run) addChildEntity(ref string, e *catalog.Entity, key string) {
+// encodeChild encodes e as the child ref owned by key, or returns the
+// ErrorResult of a failed encoding.
+func encodeChild(ref string, e *catalog.Entity, key string) Result {
 	body, err := json.Marshal(e)
 	if err != nil {
-		r.emit(ErrorResult{Err: GeneralError("encode entity %s: %v", ref, err)})
-		return
-	}
-	if i, dup := r.seen[ref]; dup {
-		r.emit(ErrorResult{Err: &ProcessingError{Name: ConflictErrorName,
-			Message: fmt.Sprintf("entity %s is emitted twice (by %s and by %s); keeping the first", ref, r.children[i].LocationKey, key)}})
-		return
+		return ErrorResult{Err: GeneralError("encode entity %s: %v", ref, err)}
 	}
 	sum := sha1.Sum(body)
-	r.seen[ref] = len(r.children)
-	r.children = append(r.children, store.Child{Ref: ref, Entity: body, Hash: hex.EncodeToString(sum[:]), LocationKey: key})
+	return preparedChild{store.Child{Ref: ref, Entity: body, Hash: hex.EncodeToString(sum[:]), LocationKey: key}}
+}
+
+// addPrepared adds a prepared child unless its ref was emitted already.
+func (r *run) addPrepared(c preparedChild) {
+	if i, dup := r.seen[c.child.Ref]; dup {
+		r.emit(ErrorResult{Err: &ProcessingError{Name: ConflictErrorName,
+			Message: fmt.Sprintf("entity %s is emitted twice (by %s and by %s); keeping the first", c.child.Ref, r.children[i].LocationKey, c.child.LocationKey)}})
+		return
+	}
+	r.seen[c.child.Ref] = len(r.children)
+	r.children = append(r.children, c.child)
 }
 
 func (r *run) addLocation(t LocationResult) {
@@ -183,7 +206,23 @@ func (r *run) addLocation(t LocationResult) {
 	// A generated Location is managed by the location of its parent.
 	e.SetAnnotation(catalog.AnnotationManagedByLocation, r.loc.String())
 	e.SetAnnotation(catalog.AnnotationManagedByOriginLocation, r.origin)
-	r.addChildEntity(e.Ref().String(), e, r.loc.String())
+	r.addEntity(e.Ref().String(), e, r.loc.String())
+}
+
+// addEntity encodes e and adds it as the child ref owned by key.
+func (r *run) addEntity(ref string, e *catalog.Entity, key string) {
+	r.addResult(encodeChild(ref, e, key))
+}
+
+// addResult adds what prepareChild or encodeChild returned.
+func (r *run) addResult(res Result) {
+	switch c := res.(type) {
+	case preparedChild:
+		r.addPrepared(c)
+	case nil:
+	default:
+		r.emit(c)
+	}
 }
 
 // LocationEntity is the Location entity Backstage generates for a location:
@@ -459,7 +498,7 @@ func (e *Engine) readTargets(ctx context.Context, pipeline string, h *hooks, ent
 	// depend on timing.
 	reads := make([]targetRead, len(locs))
 	if len(locs) == 1 {
-		reads[0] = e.readTarget(ctx, pipeline, h, locs[0], optional, r.ref, cs)
+		reads[0] = e.readTarget(ctx, pipeline, h, locs[0], optional, r.ref, r.prepareChild, cs)
 	} else {
 		sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 		var wg sync.WaitGroup
@@ -467,7 +506,7 @@ func (e *Engine) readTargets(ctx context.Context, pipeline string, h *hooks, ent
 			wg.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				reads[i] = e.readTarget(ctx, pipeline, h, l, optional, r.ref, cs)
+				reads[i] = e.readTarget(ctx, pipeline, h, l, optional, r.ref, r.prepareChild, cs)
 			})
 		}
 		wg.Wait()
@@ -494,7 +533,10 @@ type targetRead struct {
 
 // readTarget reads one target through the first stage that handles its
 // type, and records the read in the location status.
-func (e *Engine) readTarget(ctx context.Context, pipeline string, h *hooks, l Location, optional bool, ref string, cs *caches) targetRead {
+//
+// Emitted entities are prepared (prep) as they come, in the reading
+// goroutine.
+func (e *Engine) readTarget(ctx context.Context, pipeline string, h *hooks, l Location, optional bool, ref string, prep func(EntityResult) Result, cs *caches) targetRead {
 	var out targetRead
 	trace := &reading.Trace{}
 	tctx := reading.WithTrace(ctx, trace)
@@ -517,8 +559,11 @@ func (e *Engine) readTarget(ctx context.Context, pipeline string, h *hooks, l Lo
 				e.log.Warn("ignoring a result emitted after its hook returned", "entity", ref, "stage", s.Name())
 				return
 			}
-			if _, ok := res.(EntityResult); ok {
+			if er, ok := res.(EntityResult); ok {
 				entities++
+				if res = prep(er); res == nil {
+					return
+				}
 			}
 			out.results = append(out.results, res)
 		}

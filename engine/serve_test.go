@@ -889,3 +889,33 @@ func TestMoveWithinOneLocation(t *testing.T) {
 		})
 	}
 }
+
+// Final entities are rebuilt once per pass, however many batches changed
+// them: when 30 components owned by a served group arrive 10 per batch, the
+// group is stitched once, not once per batch (deferred stitching).
+func TestStitchesEachEntityOncePerPass(t *testing.T) {
+	f := newFixture(t)
+	f.reader.set("services")
+	f.cfg.Engine.BatchSize = 10
+	f.run()
+	var docs []map[string]any
+	for i := range 30 {
+		docs = append(docs, component(fmt.Sprintf("svc-%02d", i), "rockets"))
+	}
+	f.reader.set("services", docs...)
+	st := f.run()
+	// The 30 new components and rockets, which now owns them.
+	if st.Created != 30 || st.Stitched != 31 {
+		t.Fatalf("created %d, stitched %d; want 30 created, 31 stitched", st.Created, st.Stitched)
+	}
+	rels := relations(f.final("group:default/rockets"))
+	owns := 0
+	for _, r := range rels {
+		if strings.HasPrefix(r, "ownerOf ") {
+			owns++
+		}
+	}
+	if owns != 30 {
+		t.Fatalf("rockets serves %d ownerOf relations, want 30: %v", owns, rels)
+	}
+}

@@ -20,6 +20,7 @@
 //	searchref  ref → the entity's search rows, compact   diffed on restitch
 //	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte count   rows per value
 //	           path ‖ 1 → 8-byte count               entities with a value under path
+//	stitchq    ref → ""                           final entities to rebuild (deferred stitching)
 //
 // search, searchref and facets are the flattened served entities of
 // reference §2.7, written in the stitch transaction: search.go documents
@@ -41,7 +42,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "5"
+const schemaVersion = "6"
 
 var (
 	rootBucket      = []byte("v1")
@@ -58,10 +59,11 @@ var (
 	searchBucket    = []byte("search")
 	searchRefBucket = []byte("searchref")
 	facetsBucket    = []byte("facets")
+	stitchQBucket   = []byte("stitchq")
 
 	allBuckets = [][]byte{metaBucket, stateBucket, queueBucket, scheduleBucket, edgesBucket, parentsBucket,
 		bySourceBucket, finalBucket, uidsBucket, errorsBucket,
-		searchBucket, searchRefBucket, facetsBucket}
+		searchBucket, searchRefBucket, facetsBucket, stitchQBucket}
 )
 
 // ProviderPrefix marks the parent key of root entities: a root is a child of
@@ -142,7 +144,8 @@ func (d *DB) init() error {
 		}
 		meta := root.Bucket(metaBucket)
 		switch v := meta.Get([]byte("version")); {
-		case v == nil:
+		case v == nil, string(v) == "5":
+			// Version 5 lacks only the stitchq bucket, created above.
 			return meta.Put([]byte("version"), []byte(schemaVersion))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("schema version %q is not supported (want %q); the catalog is rebuilt from its sources, so delete the file and run again", v, schemaVersion)
@@ -177,6 +180,7 @@ type buckets struct {
 	state, queue, schedule, edges, parents *bolt.Bucket
 	bySource, final, uids, errs            *bolt.Bucket
 	search, searchRef, facets              *bolt.Bucket
+	stitchQ                                *bolt.Bucket
 }
 
 func open(tx *bolt.Tx) *buckets {
@@ -195,5 +199,6 @@ func open(tx *bolt.Tx) *buckets {
 		search:    r.Bucket(searchBucket),
 		searchRef: r.Bucket(searchRefBucket),
 		facets:    r.Bucket(facetsBucket),
+		stitchQ:   r.Bucket(stitchQBucket),
 	}
 }

@@ -33,11 +33,22 @@ type writer struct {
 }
 
 func (d *DB) update(fn func(w *writer) error) (CommitStats, error) {
+	return d.updateStitch(fn, false)
+}
+
+// updateStitch runs fn in a write transaction and then stitches what it
+// changed, or with deferStitch only records the refs in stitchq for
+// StitchPending.
+func (d *DB) updateStitch(fn func(w *writer) error, deferStitch bool) (CommitStats, error) {
 	var stats CommitStats
 	err := d.boltUpdate(func(tx *bolt.Tx) error {
 		w := &writer{buckets: open(tx), stitch: map[string]struct{}{}, keepOrphans: d.keepOrphans.Load()}
 		if err := fn(w); err != nil {
 			return err
+		}
+		if deferStitch {
+			stats = w.stats
+			return w.queueStitches()
 		}
 		if err := w.stitchAll(); err != nil {
 			return err
@@ -65,6 +76,73 @@ func (d *DB) Commit(outs []*Outcome) (CommitStats, error) {
 		}
 		return nil
 	})
+}
+
+// CommitDeferred is Commit without the stitching: the refs whose final
+// entity must be rebuilt are recorded, durably and deduplicated, for
+// StitchPending. During a bulk ingest most final entities change many
+// times (every entity that relates to a group adds a relation to it), so
+// rebuilding each once, later and in ref order, saves most of the
+// stitching and index writes; until then the API serves the previous
+// version, as Backstage's deferred stitching does.
+func (d *DB) CommitDeferred(outs []*Outcome) (CommitStats, error) {
+	return d.updateStitch(func(w *writer) error {
+		for _, o := range outs {
+			if err := w.commitOne(o); err != nil {
+				return fmt.Errorf("commit %s: %w", o.Ref, err)
+			}
+		}
+		return nil
+	}, true)
+}
+
+// StitchPending rebuilds up to limit of the final entities CommitDeferred
+// recorded, in ref order, in one transaction. more says whether others are
+// still pending.
+func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) {
+	// Nothing pending is the common case of an idle loop: answer it
+	// without a write transaction.
+	var pending bool
+	if err := d.bolt.View(func(tx *bolt.Tx) error {
+		k, _ := open(tx).stitchQ.Cursor().First()
+		pending = k != nil
+		return nil
+	}); err != nil || !pending {
+		return stats, false, err
+	}
+	stats, err = d.update(func(w *writer) error {
+		c := w.stitchQ.Cursor()
+		var refs [][]byte
+		for k, _ := c.First(); k != nil && len(refs) < limit; k, _ = c.Next() {
+			refs = append(refs, bytes.Clone(k))
+		}
+		for _, ref := range refs {
+			if err := w.stitchQ.Delete(ref); err != nil {
+				return err
+			}
+			w.stitch[string(ref)] = struct{}{}
+		}
+		k, _ := w.stitchQ.Cursor().First()
+		more = k != nil
+		return nil
+	})
+	return stats, more, err
+}
+
+// queueStitches records the transaction's stitch set in stitchq, in key
+// order.
+func (w *writer) queueStitches() error {
+	refs := make([]string, 0, len(w.stitch))
+	for ref := range w.stitch {
+		refs = append(refs, ref)
+	}
+	slices.Sort(refs)
+	for _, ref := range refs {
+		if err := w.stitchQ.Put([]byte(ref), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ApplyRoots makes roots the complete set of root entities of provider
