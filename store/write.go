@@ -68,14 +68,91 @@ func (d *DB) updateStitch(fn func(w *writer) error, deferStitch bool) (CommitSta
 // everything that changed. Outcomes for entities deleted meanwhile are
 // skipped.
 func (d *DB) Commit(outs []*Outcome) (CommitStats, error) {
-	return d.update(func(w *writer) error {
+	return d.commit(outs, false)
+}
+
+func (d *DB) commit(outs []*Outcome, deferStitch bool) (CommitStats, error) {
+	var total CommitStats
+	for _, o := range outs {
+		if o.OK && len(o.Children) > childChunk {
+			cs, err := d.preCommitChildren(o, deferStitch)
+			if err != nil {
+				return total, fmt.Errorf("commit %s: %w", o.Ref, err)
+			}
+			total.Add(cs)
+		}
+	}
+	cs, err := d.updateStitch(func(w *writer) error {
 		for _, o := range outs {
 			if err := w.commitOne(o); err != nil {
 				return fmt.Errorf("commit %s: %w", o.Ref, err)
 			}
 		}
 		return nil
-	})
+	}, deferStitch)
+	total.Add(cs)
+	return total, err
+}
+
+// childChunk bounds how many children one transaction upserts. bbolt
+// keeps a transaction's changes in memory until it commits, so a Location
+// that emits 100,000 entities would otherwise need them all, encoded, at
+// once.
+const childChunk = 5000
+
+// preCommitChildren upserts the children of an outcome with many of them,
+// childChunk per transaction, ahead of the transaction that commits the
+// outcome itself. That one then finds every child in place and only prunes
+// and records, so the outcome still takes effect at once (the parent's new
+// state, its pruned children); what the steps add first is the new
+// children, which a crash would leave to the parent's next run. An outcome
+// that is stale or unchanged when a step runs stops the steps, and a child
+// that conflicts is left for the final transaction to report.
+func (d *DB) preCommitChildren(o *Outcome, deferStitch bool) (CommitStats, error) {
+	var total CommitStats
+	// applies reports whether the outcome would write children now.
+	applies := func(b *buckets) (*State, error) {
+		st, err := b.getState(o.Ref)
+		if err != nil || st == nil || (o.UnprocessedHash != "" && st.UnprocessedHash != o.UnprocessedHash) || st.ResultHash == o.ResultHash {
+			return nil, err
+		}
+		return st, nil
+	}
+	var ok bool
+	if err := d.bolt.View(func(tx *bolt.Tx) error {
+		st, err := applies(open(tx))
+		ok = st != nil
+		return err
+	}); err != nil || !ok {
+		return total, err
+	}
+	o.Children = sortedChildren(o.Children)
+	for start := 0; start < len(o.Children); start += childChunk {
+		chunk := o.Children[start:min(start+childChunk, len(o.Children))]
+		stop := false
+		cs, err := d.updateStitch(func(w *writer) error {
+			st, err := applies(w.buckets)
+			if err != nil || st == nil {
+				stop = true
+				return err
+			}
+			for _, c := range chunk {
+				if _, err := w.upsertChild(o.Ref, st.Pipeline, st.Root, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, deferStitch)
+		if err != nil {
+			return total, err
+		}
+		cs.Conflicts = nil
+		total.Add(cs)
+		if stop {
+			break
+		}
+	}
+	return total, nil
 }
 
 // CommitDeferred is Commit without the stitching: the refs whose final
@@ -86,14 +163,7 @@ func (d *DB) Commit(outs []*Outcome) (CommitStats, error) {
 // stitching and index writes; until then the API serves the previous
 // version, as Backstage's deferred stitching does.
 func (d *DB) CommitDeferred(outs []*Outcome) (CommitStats, error) {
-	return d.updateStitch(func(w *writer) error {
-		for _, o := range outs {
-			if err := w.commitOne(o); err != nil {
-				return fmt.Errorf("commit %s: %w", o.Ref, err)
-			}
-		}
-		return nil
-	}, true)
+	return d.commit(outs, true)
 }
 
 // StitchPending rebuilds up to limit of the final entities CommitDeferred

@@ -1,0 +1,95 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/catalog-pipeline/pipeline/store"
+)
+
+// A Location emitting more children than one transaction takes is
+// committed in steps (childChunk = 5000 per step) ahead of its own
+// transaction, with the same result as one transaction would have.
+func TestCommitManyChildrenInSteps(t *testing.T) {
+	const (
+		p1, p2 = "location:default/p1", "location:default/p2"
+		n      = 12001 // three steps of 5000, the last one short
+	)
+	kids := func(key string) []store.Child {
+		out := make([]store.Child, n)
+		for i := range out {
+			// Reverse order: the steps must not depend on the caller sorting.
+			out[i] = child(fmt.Sprintf("component:default/c%05d", n-1-i), key)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		// setup runs after roots p1 and p2 exist.
+		setup     func(t *testing.T, db *store.DB)
+		out       func() *store.Outcome
+		created   int
+		conflicts int
+		// txs is how many write transactions the commit takes.
+		txs int
+	}{
+		{
+			name:    "new children",
+			out:     func() *store.Outcome { return ok(p1, "h", nil, kids("url:1")...) },
+			created: n,
+			txs:     3 + 1,
+		},
+		{
+			name:  "unchanged outcome takes one transaction",
+			setup: func(t *testing.T, db *store.DB) { commit(t, db, ok(p1, "h", nil, kids("url:1")...)) },
+			out:   func() *store.Outcome { return ok(p1, "h", nil, kids("url:1")...) },
+			txs:   1,
+		},
+		{
+			name: "stale outcome writes no child",
+			out: func() *store.Outcome {
+				o := ok(p1, "h", nil, kids("url:1")...)
+				o.UnprocessedHash = "not what is stored"
+				return o
+			},
+			txs: 1,
+		},
+		{
+			name: "a child owned elsewhere is reported once",
+			setup: func(t *testing.T, db *store.DB) {
+				commit(t, db, ok(p2, "h", nil, child("component:default/c00007", "url:2")))
+			},
+			out:       func() *store.Outcome { return ok(p1, "h", nil, kids("url:1")...) },
+			created:   n - 1,
+			conflicts: 1,
+			txs:       3 + 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openDB(t)
+			applyRoots(t, db, child(p1, prov), child(p2, prov))
+			if tc.setup != nil {
+				tc.setup(t, db)
+			}
+			before := db.WriteTxCount()
+			st := commit(t, db, tc.out())
+			eq(t, "write transactions", db.WriteTxCount()-before, tc.txs)
+			eq(t, "created", st.Created, tc.created)
+			eq(t, "conflicts", len(st.Conflicts), tc.conflicts)
+			if tc.created > 0 {
+				eq(t, "children", len(children(t, db, p1)), tc.created)
+				eq(t, "parent served", mustFinalRef(t, db, p1), true)
+			}
+			if tc.name == "stale outcome writes no child" {
+				eq(t, "children", len(children(t, db, p1)), 0)
+			}
+		})
+	}
+}
+
+func mustFinalRef(t *testing.T, db *store.DB, ref string) bool {
+	t.Helper()
+	f, _, _ := final(t, db, ref)
+	return f != nil
+}
