@@ -414,7 +414,7 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 			now := e.now()
 			if !more {
 				if now.Sub(start) >= 2*time.Second {
-					e.log.Info("stitched", "entities", n, "seconds", now.Sub(start).Round(time.Millisecond).Seconds())
+					e.log.Info("stitched", "entities", n, "duration", now.Sub(start).Round(time.Millisecond).String())
 				}
 				lastStitch = now
 				return nil
@@ -554,7 +554,7 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 // stitch transaction rebuilds.
 const (
 	stitchEvery = time.Minute
-	stitchBatch = 1000
+	stitchBatch = 4000
 )
 
 // maxBatchGrowth bounds how much larger than batch_size a batch of
