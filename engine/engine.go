@@ -554,7 +554,7 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 // stitch transaction rebuilds.
 const (
 	stitchEvery = time.Minute
-	stitchBatch = 1000
+	stitchBatch = 4000
 )
 
 // maxBatchGrowth bounds how much larger than batch_size a batch of
