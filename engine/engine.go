@@ -551,7 +551,8 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 // refresh interval can process); a shorter bound stitches entities that
 // change again later (a group gains relations with every batch of its
 // members) more than once. stitchBatch is how many final entities one
-// stitch transaction rebuilds.
+// stitch transaction rebuilds: 4000 stitched 100k entities 16% faster than
+// 1000 for a heap peak of ~600 MB instead of ~330 MB (BENCHMARKS.md).
 const (
 	stitchEvery = time.Minute
 	stitchBatch = 4000
