@@ -3,7 +3,10 @@ package engine
 import (
 	"bytes"
 	"crypto/sha1"
+	"fmt"
+	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/catalog-pipeline/pipeline/reading"
@@ -47,21 +50,27 @@ type Versioned interface {
 // does not capture.
 const memoVersion = "memo-1"
 
+// buildRevision identifies the running program, so that results of an
+// older (or newer) build are not reused: the module version and VCS
+// revision when the build recorded them, and the executable's size and
+// modification time, which every rebuild changes even without VCS
+// information (go build -buildvcs=false, a source tarball).
 var buildRevision = sync.OnceValue(func() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	var rev, modified string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value
+	var b strings.Builder
+	if info, ok := debug.ReadBuildInfo(); ok {
+		b.WriteString(info.Main.Version)
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+				b.WriteString(" " + s.Value)
+			}
 		}
 	}
-	return info.Main.Version + " " + rev + " " + modified
+	if exe, err := os.Executable(); err == nil {
+		if st, err := os.Stat(exe); err == nil {
+			fmt.Fprintf(&b, " %d %d", st.Size(), st.ModTime().UnixNano())
+		}
+	}
+	return b.String()
 })
 
 // memoizable reports whether the memo can apply to p's entities.
@@ -96,17 +105,26 @@ func fingerprint(p *pipelineRT, st *store.State) [sha1.Size]byte {
 }
 
 // memoHit reports whether st's last run can stand for a run now: its
-// inputs' fingerprint is fp and its sources are unchanged.
-func memoHit(p *pipelineRT, st *store.State, fp [sha1.Size]byte) bool {
+// inputs' fingerprint is fp and its sources are unchanged. updated is a
+// new memo to store when checking the sources refreshed their stamps (a
+// touched file, one no longer too recent to trust), else nil.
+func memoHit(p *pipelineRT, st *store.State, fp [sha1.Size]byte) (hit bool, updated []byte) {
 	m := st.Memo
 	if len(m) < sha1.Size || st.ResultHash == "" || st.Failures > 0 || !bytes.Equal(m[:sha1.Size], fp[:]) {
-		return false
+		return false, nil
 	}
 	rec := m[sha1.Size:]
 	if len(rec) == 0 {
-		return true // read nothing
+		return true, nil // read nothing
 	}
-	return p.Reader != nil && p.Reader.Unchanged(rec)
+	if p.Reader == nil {
+		return false, nil
+	}
+	ok, rec := p.Reader.Revalidate(rec)
+	if !ok || rec == nil {
+		return ok, nil
+	}
+	return true, append(fp[:], rec...)
 }
 
 // memoOf is the memo a successful run leaves: nil when what it read cannot

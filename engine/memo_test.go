@@ -301,3 +301,31 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// A run skipped after hashing a touched file stores the file's new stamp,
+// so that later checks are a stat again rather than a read.
+func TestMemoStoresRefreshedStamps(t *testing.T) {
+	c := newMemoCatalog(t, "", "")
+	c.run()
+	const root = "location:default/root"
+	memo := func() []byte {
+		st, err := c.db.State(root)
+		if err != nil || st == nil {
+			t.Fatalf("state of %s: %v", root, err)
+		}
+		return st.Memo
+	}
+	before := memo()
+	c.write("teams.yaml", readFile(t, filepath.Join(c.dir, "teams.yaml"))) // touched
+	if st := c.run(); st.Skipped != st.Processed || st.Written != 0 {
+		t.Fatalf("skipped %d of %d, written %d", st.Skipped, st.Processed, st.Written)
+	}
+	after := memo()
+	if string(after) == string(before) {
+		t.Fatal("the memo still holds the old stamp of the touched file")
+	}
+	c.run()
+	if string(memo()) != string(after) {
+		t.Fatal("the memo changed again without any change to its sources")
+	}
+}

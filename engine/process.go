@@ -290,8 +290,8 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	var src *reading.Sources
 	if memo {
 		fp = fingerprint(pl, st)
-		if memoHit(pl, st, fp) {
-			out.OK, out.Skipped, out.ResultHash, out.Memo, out.Errors = true, true, st.ResultHash, st.Memo, st.Errors
+		if hit, updated := memoHit(pl, st, fp); hit {
+			out.OK, out.Skipped, out.ResultHash, out.Memo, out.Errors = true, true, st.ResultHash, updated, st.Errors
 			return out
 		}
 		src = &reading.Sources{}

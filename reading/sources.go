@@ -171,15 +171,35 @@ var errBadRecord = errors.New("bad sources record")
 // it cannot check (a corrupt record, a file now outside the roots, an
 // error) counts as changed, so the caller reads again.
 func (r *Reader) Unchanged(rec []byte) bool {
-	ok, err := r.unchanged(rec)
-	return err == nil && ok
+	ok, _ := r.Revalidate(rec)
+	return ok
 }
 
-func (r *Reader) unchanged(rec []byte) (bool, error) {
+// Revalidate is Unchanged that also returns an updated record when a file
+// had to be hashed to prove it unchanged (its stamp moved, or it was racy
+// and is old enough now): storing it lets the next check stat the file
+// instead of reading it again. updated is nil when rec needs no update.
+func (r *Reader) Revalidate(rec []byte) (ok bool, updated []byte) {
+	src, ok, err := r.revalidate(rec)
+	if err != nil || !ok {
+		return false, nil
+	}
+	if src != nil {
+		return true, src.Encode()
+	}
+	return true, nil
+}
+
+// revalidate checks rec; src is the record rebuilt with fresh stamps when
+// any file's stamp was refreshed, else nil.
+func (r *Reader) revalidate(rec []byte) (src *Sources, ok bool, err error) {
 	if len(rec) == 0 || rec[0] != sourcesVersion {
-		return false, errBadRecord
+		return nil, false, errBadRecord
 	}
 	d := recDecoder{b: rec[1:]}
+	files := map[string]fileStamp{}
+	refreshed := false
+	now := time.Now()
 	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
 		path, resolved := d.str(), d.str()
 		size, mtime := d.varint(), d.varint()
@@ -188,25 +208,30 @@ func (r *Reader) unchanged(rec []byte) (bool, error) {
 		if d.err != nil {
 			break
 		}
+		f := fileStamp{resolved: resolved, size: size, mtime: mtime, racy: racy[0] != 0}
+		copy(f.sum[:], sum)
 		res, err := r.confine(path)
 		if err != nil || res != resolved {
-			return false, nil
+			return nil, false, nil
 		}
 		st, err := os.Stat(res)
 		if err != nil || st.Size() != size {
-			return false, nil
+			return nil, false, nil
 		}
-		if st.ModTime().UnixNano() == mtime && racy[0] == 0 {
-			continue
+		if st.ModTime().UnixNano() != mtime || f.racy {
+			data, _, rst, err := r.readFile(path)
+			if err != nil || sha1.Sum(data) != f.sum {
+				return nil, false, nil
+			}
+			fresh := fileStamp{resolved: resolved, size: rst.Size(), mtime: rst.ModTime().UnixNano(),
+				racy: now.Sub(rst.ModTime()) < racyWindow, sum: f.sum}
+			if fresh != f {
+				f, refreshed = fresh, true
+			}
 		}
-		data, _, _, err := r.readFile(path)
-		if err != nil {
-			return false, nil
-		}
-		if got := sha1.Sum(data); string(got[:]) != string(sum) {
-			return false, nil
-		}
+		files[path] = f
 	}
+	globs := map[string][sha1.Size]byte{}
 	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
 		pattern := d.str()
 		sum := d.fixed(sha1.Size)
@@ -215,16 +240,21 @@ func (r *Reader) unchanged(rec []byte) (bool, error) {
 		}
 		matches, err := r.glob(pattern)
 		if err != nil {
-			return false, nil
+			return nil, false, nil
 		}
-		if got := hashList(matches); string(got[:]) != string(sum) {
-			return false, nil
+		got := hashList(matches)
+		if string(got[:]) != string(sum) {
+			return nil, false, nil
 		}
+		globs[pattern] = got
 	}
 	if d.err != nil || len(d.b) != 0 {
-		return false, errBadRecord
+		return nil, false, errBadRecord
 	}
-	return true, nil
+	if refreshed {
+		return &Sources{files: files, globs: globs}, true, nil
+	}
+	return nil, true, nil
 }
 
 type recDecoder struct {

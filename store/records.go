@@ -97,7 +97,9 @@ type Outcome struct {
 	// entities disappear on the next run).
 	KeepLocations []string
 	RefreshKeys   []string
-	// Memo replaces State.Memo when the outcome is OK (see State.Memo).
+	// Memo replaces State.Memo when the outcome is OK (see State.Memo); a
+	// Skipped outcome carries one only when it changed (nil keeps the
+	// stored one).
 	Memo []byte
 	// Skipped says the engine did not run the stages because nothing the
 	// last run depended on changed: the outcome repeats the stored one.

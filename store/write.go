@@ -455,6 +455,17 @@ func (w *writer) commitSkipped(o *Outcome) error {
 		return nil
 	}
 	w.stats.Unchanged++
+	if o.Memo != nil {
+		// Fresher stamps for the same sources (see Outcome.Memo).
+		st, err := decodeState(o.Ref, v)
+		if err != nil {
+			return err
+		}
+		st.Memo = o.Memo
+		if err := w.putState(st); err != nil {
+			return err
+		}
+	}
 	return w.requeue(o.Ref, o.NextUpdate.UnixNano())
 }
 
