@@ -185,6 +185,14 @@ func (e *Engine) nextUpdate(rt *runtimeConfig, st *store.State, ok bool) time.Ti
 		d += time.Duration(e.rnd.Int64N(int64(r.Jitter)))
 		e.mu.Unlock()
 	}
+	// Due times are rounded down to a granule (a second for Backstage's
+	// 100 s schedule, a hundredth of shorter intervals): entities committed
+	// together then share a few due times, and as their queue keys are
+	// time ‖ ref, a batch appends to a few runs of the queue instead of
+	// dirtying a random page per entity.
+	if g := min(time.Second, r.Interval/100); g > 0 {
+		return now.Add(d).Truncate(g)
+	}
 	return now.Add(d)
 }
 

@@ -919,3 +919,34 @@ func TestStitchesEachEntityOncePerPass(t *testing.T) {
 		t.Fatalf("rockets serves %d ownerOf relations, want 30: %v", owns, rels)
 	}
 }
+
+// Due times are rounded down to a granule (a second for a 100 s interval,
+// a hundredth of shorter ones), so that a batch shares a few queue runs;
+// the schedule stays within [interval - granule, interval + jitter).
+func TestDueTimesAreGranular(t *testing.T) {
+	tests := []struct {
+		name             string
+		interval, jitter time.Duration
+		granule          time.Duration
+	}{
+		{name: "Backstage default", interval: 100 * time.Second, jitter: 50 * time.Second, granule: time.Second},
+		{name: "short interval", interval: 10 * time.Second, jitter: 0, granule: 100 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.cfg.Engine.Refresh = engine.Refresh{Interval: tc.interval, Jitter: tc.jitter}
+			e, c := f.clocked()
+			c.Advance(123456789 * time.Nanosecond) // not on a granule
+			now := c.Now()
+			runOnce(t, e)
+			at := nextUpdate(t, f.db, "component:default/orders")
+			if !at.Equal(at.Truncate(tc.granule)) {
+				t.Errorf("due at %s, not a multiple of %s", at.Format(time.RFC3339Nano), tc.granule)
+			}
+			if d := at.Sub(now); d < tc.interval-tc.granule || d >= tc.interval+tc.jitter {
+				t.Errorf("due %s after the run, want within [%s, %s)", d, tc.interval-tc.granule, tc.interval+tc.jitter)
+			}
+		})
+	}
+}

@@ -208,6 +208,11 @@ func (w *writer) queueStitches() error {
 	}
 	slices.Sort(refs)
 	for _, ref := range refs {
+		// A Put of a key already there still dirties its page; groups
+		// and systems are queued again by nearly every batch.
+		if w.stitchQ.Get([]byte(ref)) != nil {
+			continue
+		}
 		if err := w.stitchQ.Put([]byte(ref), nil); err != nil {
 			return err
 		}
