@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -190,6 +191,44 @@ func (r *Reader) Revalidate(rec []byte) (ok bool, updated []byte) {
 	return true, nil
 }
 
+// rehash reads and hashes the files at paths, in parallel, and updates
+// their stamps in files. same is false when any content (or readability)
+// changed; refreshed says whether a stamp moved.
+func (r *Reader) rehash(files map[string]fileStamp, paths []string) (refreshed, same bool) {
+	if len(paths) == 0 {
+		return false, true
+	}
+	now := time.Now()
+	fresh := make([]fileStamp, len(paths))
+	ok := make([]bool, len(paths))
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		f := files[path]
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			data, _, st, err := r.readFile(path)
+			if err != nil || sha1.Sum(data) != f.sum {
+				return
+			}
+			fresh[i] = fileStamp{resolved: f.resolved, size: st.Size(), mtime: st.ModTime().UnixNano(),
+				racy: now.Sub(st.ModTime()) < racyWindow, sum: f.sum}
+			ok[i] = true
+		})
+	}
+	wg.Wait()
+	for i, path := range paths {
+		if !ok[i] {
+			return false, false
+		}
+		if fresh[i] != files[path] {
+			files[path], refreshed = fresh[i], true
+		}
+	}
+	return refreshed, true
+}
+
 // revalidate checks rec; src is the record rebuilt with fresh stamps when
 // any file's stamp was refreshed, else nil.
 func (r *Reader) revalidate(rec []byte) (src *Sources, ok bool, err error) {
@@ -198,8 +237,10 @@ func (r *Reader) revalidate(rec []byte) (src *Sources, ok bool, err error) {
 	}
 	d := recDecoder{b: rec[1:]}
 	files := map[string]fileStamp{}
-	refreshed := false
-	now := time.Now()
+	// Files whose stamp cannot be trusted are hashed after the stat pass,
+	// in parallel: a Location listing a hundred freshly written files
+	// would otherwise read them one after the other.
+	var rehash []string
 	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
 		path, resolved := d.str(), d.str()
 		size, mtime := d.varint(), d.varint()
@@ -219,17 +260,16 @@ func (r *Reader) revalidate(rec []byte) (src *Sources, ok bool, err error) {
 			return nil, false, nil
 		}
 		if st.ModTime().UnixNano() != mtime || f.racy {
-			data, _, rst, err := r.readFile(path)
-			if err != nil || sha1.Sum(data) != f.sum {
-				return nil, false, nil
-			}
-			fresh := fileStamp{resolved: resolved, size: rst.Size(), mtime: rst.ModTime().UnixNano(),
-				racy: now.Sub(rst.ModTime()) < racyWindow, sum: f.sum}
-			if fresh != f {
-				f, refreshed = fresh, true
-			}
+			rehash = append(rehash, path)
 		}
 		files[path] = f
+	}
+	if d.err != nil {
+		return nil, false, errBadRecord
+	}
+	refreshed, same := r.rehash(files, rehash)
+	if !same {
+		return nil, false, nil
 	}
 	globs := map[string][sha1.Size]byte{}
 	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
