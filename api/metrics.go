@@ -24,6 +24,7 @@ const (
 	MetricStageErrors       = "pipeline_stage_errors_total"
 	MetricStageDuration     = "pipeline_stage_duration_seconds_total"
 	MetricQueueDepth        = "pipeline_queue_depth"
+	MetricStitchBacklog     = "pipeline_stitch_backlog"
 	MetricETagHits          = "pipeline_etag_hits_total"
 	MetricETagMisses        = "pipeline_etag_misses_total"
 )
@@ -35,6 +36,12 @@ type errorCounter interface {
 	ErrorCount() (int, error)
 }
 
+// stitchCounter is what a store with deferred stitching offers: the
+// number of entities whose served form is not rebuilt yet.
+type stitchCounter interface {
+	StitchBacklog() (int, error)
+}
+
 // collector is the prometheus.Collector of the catalog and the engine: it
 // reads the store and the engine's counters at scrape time, so nothing is
 // kept twice.
@@ -44,6 +51,7 @@ type collector struct {
 	now func() time.Time
 
 	entities, withErrors, queueDepth       *prometheus.Desc
+	stitchBacklog                          *prometheus.Desc
 	stageCalls, stageErrors, stageDuration *prometheus.Desc
 	etagHits, etagMisses                   *prometheus.Desc
 }
@@ -57,6 +65,7 @@ func newCollector(cat Catalog, st Status) *collector {
 		entities:      prometheus.NewDesc(MetricEntities, "Served entities by lowercased kind.", []string{"kind"}, nil),
 		withErrors:    prometheus.NewDesc(MetricEntitiesWithError, "Entities whose last processing run recorded errors.", nil, nil),
 		queueDepth:    prometheus.NewDesc(MetricQueueDepth, "Entities due for processing now (the backlog of the ingestion loop).", nil, nil),
+		stitchBacklog: prometheus.NewDesc(MetricStitchBacklog, "Processed entities whose served form is not rebuilt yet (how far the API is behind).", nil, nil),
 		stageCalls:    prometheus.NewDesc(MetricStageCalls, "Calls of a stage hook since the process started.", hook, nil),
 		stageErrors:   prometheus.NewDesc(MetricStageErrors, "Calls of a stage hook that failed since the process started.", hook, nil),
 		stageDuration: prometheus.NewDesc(MetricStageDuration, "Time spent in a stage hook since the process started.", hook, nil),
@@ -67,7 +76,7 @@ func newCollector(cat Catalog, st Status) *collector {
 
 // Describe sends the descriptors of every metric the collector may send.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.entities, c.withErrors, c.queueDepth, c.stageCalls, c.stageErrors, c.stageDuration, c.etagHits, c.etagMisses} {
+	for _, d := range []*prometheus.Desc{c.entities, c.withErrors, c.queueDepth, c.stitchBacklog, c.stageCalls, c.stageErrors, c.stageDuration, c.etagHits, c.etagMisses} {
 		ch <- d
 	}
 }
@@ -111,6 +120,13 @@ func (c *collector) collectCatalog(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.queueDepth, fmt.Errorf("queue depth: %w", err))
 	} else {
 		ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, float64(n))
+	}
+	if sc, ok := c.cat.(stitchCounter); ok {
+		if n, err := sc.StitchBacklog(); err != nil {
+			ch <- prometheus.NewInvalidMetric(c.stitchBacklog, fmt.Errorf("stitch backlog: %w", err))
+		} else {
+			ch <- prometheus.MustNewConstMetric(c.stitchBacklog, prometheus.GaugeValue, float64(n))
+		}
 	}
 	if n, err := countErrors(c.cat); err != nil {
 		ch <- prometheus.NewInvalidMetric(c.withErrors, fmt.Errorf("count entities with errors: %w", err))

@@ -206,6 +206,8 @@ func (c collectorCatalog) ForEachError(fn func(*store.State) error) error {
 
 func (c collectorCatalog) QueueDepth(time.Time) (int, error) { return c.depth, nil }
 
+func (c collectorCatalog) StitchBacklog() (int, error) { return 11, nil }
+
 // cannedStatus is a Status with fixed counters.
 type cannedStatus struct{}
 
@@ -239,6 +241,9 @@ pipeline_etag_misses_total 2
 # HELP pipeline_queue_depth Entities due for processing now (the backlog of the ingestion loop).
 # TYPE pipeline_queue_depth gauge
 pipeline_queue_depth 9
+# HELP pipeline_stitch_backlog Processed entities whose served form is not rebuilt yet (how far the API is behind).
+# TYPE pipeline_stitch_backlog gauge
+pipeline_stitch_backlog 11
 # HELP pipeline_stage_calls_total Calls of a stage hook since the process started.
 # TYPE pipeline_stage_calls_total counter
 pipeline_stage_calls_total{hook="readLocation",pipeline="p",stage="s"} 3
@@ -268,7 +273,7 @@ pipeline_stage_errors_total{hook="readLocation",pipeline="p",stage="s"} 1
 		strings.Contains(rec.Body.String(), "catalog_entities{") {
 		t.Fatalf("%d %s", rec.Code, rec.Body.String())
 	}
-	names := []string{MetricEntities, MetricEntitiesWithError, MetricStageCalls, MetricStageErrors, MetricStageDuration, MetricQueueDepth, MetricETagHits, MetricETagMisses}
+	names := []string{MetricEntities, MetricEntitiesWithError, MetricStageCalls, MetricStageErrors, MetricStageDuration, MetricQueueDepth, MetricStitchBacklog, MetricETagHits, MetricETagMisses}
 	if slices.Contains(names, "") {
 		t.Fatal("empty metric name")
 	}

@@ -32,3 +32,14 @@ func (d *DB) ErrorCount() (int, error) {
 	})
 	return n, err
 }
+
+// StitchBacklog is the number of entities whose served form waits to be
+// rebuilt (deferred stitching): how far the API is behind the engine.
+func (d *DB) StitchBacklog() (int, error) {
+	n := 0
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		n = open(tx).stitchQ.Stats().KeyN
+		return nil
+	})
+	return n, err
+}
