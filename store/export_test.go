@@ -152,3 +152,7 @@ func (d *DB) StoredRows(ref string) ([]SearchRow, error) {
 	})
 	return out, err
 }
+
+// EntityJSON builds an entity for ref "kind:namespace/name" with optional
+// spec fields, for the external tests (memo_test.go defines it).
+var EntityJSON = memoEntity

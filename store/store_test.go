@@ -44,25 +44,8 @@ func openDB(t testing.TB) *store.DB {
 }
 
 // ent builds an entity for ref "kind:namespace/name", with optional spec
-// fields.
-func ent(ref string, spec ...string) json.RawMessage {
-	kind, rest, _ := strings.Cut(ref, ":")
-	ns, name, _ := strings.Cut(rest, "/")
-	s := map[string]any{}
-	for i := 0; i+1 < len(spec); i += 2 {
-		s[spec[i]] = spec[i+1]
-	}
-	b, err := json.Marshal(map[string]any{
-		"apiVersion": "backstage.io/v1alpha1",
-		"kind":       kind,
-		"metadata":   map[string]any{"name": name, "namespace": ns},
-		"spec":       s,
-	})
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+// fields (shared with the package's internal tests).
+func ent(ref string, spec ...string) json.RawMessage { return store.EntityJSON(ref, spec...) }
 
 func sha(b []byte) string {
 	s := sha1.Sum(b)
