@@ -317,8 +317,13 @@ func TestOpenSchemaVersion(t *testing.T) {
 		name    string
 		version string
 		wantErr string
+		// stored is the version on file afterwards; "" means unchanged.
+		stored string
 	}{
 		{name: "same version opens", version: cur},
+		// Version 5 lacks only the stitchq bucket of deferred stitching.
+		{name: "version 5 is upgraded in place", version: "5", stored: cur},
+		{name: "version 4 is refused", version: "4", wantErr: `schema version "4" is not supported`},
 		{name: "newer version is refused", version: "999", wantErr: `schema version "999" is not supported`},
 		{name: "garbage version is refused", version: "zero", wantErr: `schema version "zero" is not supported`},
 	}
@@ -337,7 +342,11 @@ func TestOpenSchemaVersion(t *testing.T) {
 				db.Close()
 			}
 			v, hasState := readVersion(t, path)
-			eq(t, "stored version", v, tc.version)
+			want := tc.stored
+			if want == "" {
+				want = tc.version
+			}
+			eq(t, "stored version", v, want)
 			// A refused file is left as it was: no bucket was created.
 			eq(t, "state bucket exists", hasState, tc.wantErr == "")
 		})
