@@ -139,8 +139,8 @@ func printSummary(w io.Writer, cfg *engine.Config, db *store.DB, stats engine.Ru
 	for _, p := range cfg.Pipelines {
 		fmt.Fprintf(w, "pipeline %q: %d location(s), %d stage(s)\n", p.Name, len(p.Locations), len(p.Stages))
 	}
-	fmt.Fprintf(w, "processed %d entities in %s (%.0f/s): %d written, %d unchanged, %d created, %d deleted\n",
-		stats.Processed, stats.Duration.Round(1e6), stats.PerSecond(), stats.Written, stats.Unchanged, stats.Created, stats.Deleted)
+	fmt.Fprintf(w, "processed %d entities in %s (%.0f/s): %d written, %d unchanged, %d created, %d deleted; %d skipped unchanged, %d stitched\n",
+		stats.Processed, stats.Duration.Round(1e6), stats.PerSecond(), stats.Written, stats.Unchanged, stats.Created, stats.Deleted, stats.Skipped, stats.Stitched)
 	return printStoreSummary(w, db)
 }
 
