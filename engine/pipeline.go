@@ -69,7 +69,8 @@ type Settings struct {
 	// Workers is how many entities are processed concurrently.
 	Workers int
 	// BatchSize is how many processed entities are committed per bbolt
-	// transaction.
+	// transaction. 1000 ingested 100k entities 11% faster than 500 for the
+	// same peak RSS (BENCHMARKS.md); larger batches hold more in memory.
 	BatchSize int
 	// Refresh is the default schedule: each processed entity is due again
 	// after a duration drawn uniformly from [Interval, Interval+Jitter) —
@@ -94,7 +95,7 @@ const (
 func DefaultSettings() Settings {
 	return Settings{
 		Workers:   runtime.NumCPU(),
-		BatchSize: 500,
+		BatchSize: 1000,
 		Refresh:   Refresh{Interval: 100 * time.Second, Jitter: 50 * time.Second},
 		Orphans:   OrphansDelete,
 	}
