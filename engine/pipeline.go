@@ -69,8 +69,7 @@ type Settings struct {
 	// Workers is how many entities are processed concurrently.
 	Workers int
 	// BatchSize is how many processed entities are committed per bbolt
-	// transaction. 1000 ingested 100k entities 11% faster than 500 for the
-	// same peak RSS (BENCHMARKS.md); larger batches hold more in memory.
+	// transaction.
 	BatchSize int
 	// Refresh is the default schedule: each processed entity is due again
 	// after a duration drawn uniformly from [Interval, Interval+Jitter) —
@@ -95,7 +94,7 @@ const (
 func DefaultSettings() Settings {
 	return Settings{
 		Workers:   runtime.NumCPU(),
-		BatchSize: 1000,
+		BatchSize: 500,
 		Refresh:   Refresh{Interval: 100 * time.Second, Jitter: 50 * time.Second},
 		Orphans:   OrphansDelete,
 	}

@@ -4,8 +4,8 @@
 
 # Engine-wide settings (the block and each setting are optional).
 engine {
-  workers    = 2    # entities processed concurrently; default: number of CPUs
-  batch_size = 1000 # processed entities written per database transaction
+  workers    = 2   # entities processed concurrently; default: number of CPUs
+  batch_size = 500 # processed entities written per database transaction
 }
 
 # A pipeline: the root locations to read and the stages that process every
