@@ -47,12 +47,15 @@ func (d *DB) updateStitch(fn func(w *writer) error, deferStitch bool) (CommitSta
 			return err
 		}
 		if deferStitch {
-			stats = w.stats
-			return w.queueStitches()
-		}
-		if err := w.stitchAll(); err != nil {
+			if err := w.queueStitches(); err != nil {
+				return err
+			}
+		} else if err := w.stitchAll(); err != nil {
 			return err
 		}
+		// Deletions unindex served entities even when stitching is
+		// deferred, so the queued search-row and facet changes are
+		// applied on both paths.
 		if err := w.flushIndex(); err != nil {
 			return err
 		}
