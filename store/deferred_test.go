@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -677,7 +678,29 @@ func metaOf(t *testing.T, path string) (version string, hasQueue bool) {
 
 // --- 7: the search index follows the served entities ----------------------------
 
+// stitchModes are the ways StitchPending can build a batch: in its write
+// transaction, or prepared beforehand on read transactions by one or
+// several goroutines.
+var stitchModes = []struct {
+	name            string
+	minPerGoroutine int
+	procs           int
+}{
+	{"in the write transaction", math.MaxInt, 1},
+	{"prepared by one goroutine", 1, 1},
+	{"prepared by three goroutines", 1, 3},
+}
+
 func TestDeferredSearchIndexMatchesCommit(t *testing.T) {
+	for _, m := range stitchModes {
+		t.Run(m.name, func(t *testing.T) {
+			defer store.SetStitchPreparation(m.minPerGoroutine, m.procs, nil)()
+			testDeferredSearchIndexMatchesCommit(t)
+		})
+	}
+}
+
+func testDeferredSearchIndexMatchesCommit(t *testing.T) {
 	fs := catalogFixtures()
 	// A second round of runs: b becomes a website, a loses team-a, the
 	// system gains a relation to c.
@@ -785,4 +808,48 @@ func TestDeferredSearchIndexMatchesCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	eq(t, "websites after StitchPending", sortedRefs(websites), []string{compB, compC})
+}
+
+// --- 7: preparation outside the write transaction -----------------------------
+
+// A write that commits between StitchPending's preparation and its write
+// transaction makes the prepared batch stale: the batch is rebuilt in the
+// write transaction, so the served entity is the latest run's.
+func TestStitchPendingPreparedBatchGoesStale(t *testing.T) {
+	fs := catalogFixtures()
+	a := fs[0]
+	for _, m := range stitchModes[1:] {
+		t.Run(m.name, func(t *testing.T) {
+			db := openDB(t)
+			applyRoots(t, db, rootsOf(fs)...)
+			var outs []*store.Outcome
+			for _, f := range fs {
+				outs = append(outs, fixtureOutcome(f, sha(f.doc())))
+			}
+			commitDeferred(t, db, outs...)
+
+			// While the batch is being written, a's run changes: a is
+			// still queued, so the commit does not queue it again.
+			changed := a
+			changed.spec = map[string]any{"type": "website", "lifecycle": "experimental", "owner": "team-b"}
+			once := false
+			defer store.SetStitchPreparation(m.minPerGoroutine, m.procs, func() {
+				if !once {
+					once = true
+					commitDeferred(t, db, fixtureOutcome(changed, "a2"))
+				}
+			})()
+			stitched, _ := drainStitches(t, db, 1000)
+			if !once {
+				t.Fatal("the preparation hook never ran")
+			}
+			eq(t, "stitched", stitched, len(fs))
+			_, body, _ := mustFinal(t, db, a.ref)
+			if !strings.Contains(string(body), `"type":"website"`) {
+				t.Errorf("%s is served from the stale preparation: %s", a.ref, body)
+			}
+			eq(t, "backlog", stitchBacklog(t, db), 0)
+			checkIndex(t, db, "after the stale batch")
+		})
+	}
 }

@@ -156,3 +156,17 @@ func (d *DB) StoredRows(ref string) ([]SearchRow, error) {
 // EntityJSON builds an entity for ref "kind:namespace/name" with optional
 // spec fields, for the external tests (memo_test.go defines it).
 var EntityJSON = memoEntity
+
+// SetStitchPreparation makes StitchPending prepare batches of at least
+// minPerGoroutine refs on up to procs goroutines (math.MaxInt: always in
+// the write transaction), and calls after, if not nil, between the
+// preparation and the write transaction. It returns the restore.
+func SetStitchPreparation(minPerGoroutine, procs int, after func()) (restore func()) {
+	oldMin, oldProcs, oldAfter := minStitchesPerGoroutine, stitchProcs, afterStitchPrepare
+	minStitchesPerGoroutine = minPerGoroutine
+	stitchProcs = func() int { return procs }
+	afterStitchPrepare = after
+	return func() {
+		minStitchesPerGoroutine, stitchProcs, afterStitchPrepare = oldMin, oldProcs, oldAfter
+	}
+}

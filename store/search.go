@@ -805,26 +805,38 @@ func splitSearchKey(k []byte, pathLen int) (value, ref []byte) {
 // index makes ref's search rows those of body, its new served JSON,
 // writing only the rows that changed and adjusting the facet counts.
 func (w *writer) index(ref string, body []byte) error {
+	enc, err := w.indexRows(w.buckets, ref, body)
+	if err != nil || enc == nil {
+		return err
+	}
+	return w.searchRef.Put([]byte(ref), enc)
+}
+
+// indexRows queues the search row and facet changes that make ref's rows
+// those of body, reading its current rows from b, and returns the new
+// searchref value, or nil when the rows did not change. It only reads b,
+// so it can run on a read transaction (StitchPending).
+func (w *indexBuf) indexRows(b *buckets, ref string, body []byte) ([]byte, error) {
 	if w.keys == nil {
 		w.keys = map[string]string{}
 	}
 	rows, err := flattenWith(body, w.keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	enc := encodeRows(rows)
-	old := w.searchRef.Get([]byte(ref))
+	old := b.searchRef.Get([]byte(ref))
 	if bytes.Equal(old, enc) {
-		return nil
+		return nil, nil
 	}
 	oldRows, err := decodeRows(old)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := w.syncRows(ref, oldRows, rows); err != nil {
-		return err
+		return nil, err
 	}
-	return w.searchRef.Put([]byte(ref), enc)
+	return enc, nil
 }
 
 // unindex removes every search row of ref (the entity is no longer served).
@@ -849,7 +861,7 @@ func (w *writer) unindex(ref string) error {
 // changes are summed in the writer and applied once per transaction
 // (flushFacets), because a batch of entities moves the same few counters
 // (kind, spec.type) hundreds of times.
-func (w *writer) syncRows(ref string, old, rows []row) error {
+func (w *indexBuf) syncRows(ref string, old, rows []row) error {
 	w.oldFlags = rowFlags(old, w.oldFlags)
 	w.newFlags = rowFlags(rows, w.newFlags)
 	put := func(i int) {
@@ -908,6 +920,87 @@ func (w *writer) syncRows(ref string, old, rows []row) error {
 	return nil
 }
 
+// indexBuf holds a transaction's pending search writes and facet count
+// changes, and scratch space reused between entities. The writer has one;
+// StitchPending gives each goroutine that prepares final entities its own,
+// which the goroutine sorts (seal) and the writer merges at flush time.
+type indexBuf struct {
+	searchOps          []searchOp
+	arena              []byte
+	facetDelta         map[string]int64
+	keys               map[string]string
+	oldFlags, newFlags []byte
+
+	// facetRun is facetDelta in key order, set by seal.
+	facetRun []facetOp
+	// parts are sealed buffers whose changes come after this one's.
+	parts []*indexBuf
+}
+
+// facetOp is the summed change of one facet count.
+type facetOp struct {
+	key   string
+	delta int64
+}
+
+// sortSearch puts the pending search writes in key order; two writes to one
+// key (an entity deleted then indexed again in the same transaction) keep
+// their order.
+func (w *indexBuf) sortSearch() {
+	slices.SortFunc(w.searchOps, func(a, b searchOp) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	})
+}
+
+// takeFacets returns the pending facet count changes in key order, without
+// the ones that summed to zero, and forgets them.
+func (w *indexBuf) takeFacets() []facetOp {
+	run := make([]facetOp, 0, len(w.facetDelta))
+	for k, d := range w.facetDelta {
+		if d != 0 {
+			run = append(run, facetOp{k, d})
+		}
+	}
+	clear(w.facetDelta)
+	slices.SortFunc(run, func(a, b facetOp) int { return strings.Compare(a.key, b.key) })
+	return run
+}
+
+// seal sorts the changes of a buffer prepared outside the writer, so that
+// the sorting is done by the preparing goroutine and the writer only
+// merges.
+func (w *indexBuf) seal() {
+	w.sortSearch()
+	w.facetRun = w.takeFacets()
+}
+
+// absorb makes the sealed buffer o's changes follow w's own.
+func (w *indexBuf) absorb(o *indexBuf) { w.parts = append(w.parts, o) }
+
+// mergeRuns visits the items of runs, each sorted by cmp, in cmp order;
+// equal items are visited in run order. There are few runs (one per CPU
+// plus the writer's own), so the smallest head is found by a scan.
+func mergeRuns[T any](runs [][]T, cmp func(a, b T) int, visit func(T) error) error {
+	for {
+		best := -1
+		for r, run := range runs {
+			if len(run) > 0 && (best < 0 || cmp(run[0], runs[best][0]) < 0) {
+				best = r
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		if err := visit(runs[best][0]); err != nil {
+			return err
+		}
+		runs[best] = runs[best][1:]
+	}
+}
+
 // searchOp is a pending write to the search bucket: a put, or a delete when
 // value is nil.
 type searchOp struct {
@@ -920,7 +1013,7 @@ type searchOp struct {
 //
 // Keys and values are cut from chunks that live as long as the
 // transaction: bbolt keeps the value slices until commit.
-func (w *writer) queueRow(ref, path, value string, put bool, flags byte, orig string) {
+func (w *indexBuf) queueRow(ref, path, value string, put bool, flags byte, orig string) {
 	n := len(path) + len(value) + len(ref) + 2
 	if put {
 		n += 1 + len(orig)
@@ -945,28 +1038,21 @@ func (w *writer) queueRow(ref, path, value string, put bool, flags byte, orig st
 // flushSearch applies the pending search writes in key order. Index rows
 // of a batch land all over the bucket; sorted, consecutive writes reuse
 // the B+tree path and pages just touched, and a young bucket's leaves do
-// not grow by insertions in their middle. Two writes to one key (an entity
-// deleted then indexed again in the same transaction) keep their order.
+// not grow by insertions in their middle.
 func (w *writer) flushSearch() error {
-	slices.SortFunc(w.searchOps, func(a, b searchOp) int {
-		if c := bytes.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return a.seq - b.seq
-	})
-	for _, op := range w.searchOps {
-		var err error
-		if op.value == nil {
-			err = w.search.Delete(op.key)
-		} else {
-			err = w.search.Put(op.key, op.value)
-		}
-		if err != nil {
-			return err
-		}
+	w.sortSearch()
+	runs := [][]searchOp{w.searchOps}
+	for _, p := range w.parts {
+		runs = append(runs, p.searchOps)
 	}
+	err := mergeRuns(runs, func(a, b searchOp) int { return bytes.Compare(a.key, b.key) }, func(op searchOp) error {
+		if op.value == nil {
+			return w.search.Delete(op.key)
+		}
+		return w.search.Put(op.key, op.value)
+	})
 	w.searchOps = w.searchOps[:0]
-	return nil
+	return err
 }
 
 // uncountedFacets are paths whose values are unique or nearly so: a count
@@ -979,7 +1065,7 @@ var uncountedFacets = map[string]bool{
 }
 
 // facet records a change of the count of r's (path, value, original).
-func (w *writer) facet(r row, delta int64) {
+func (w *indexBuf) facet(r row, delta int64) {
 	if r.null() || uncountedFacets[r.path] {
 		return
 	}
@@ -988,11 +1074,11 @@ func (w *writer) facet(r row, delta int64) {
 
 // valued records a change of the number of entities with a value under
 // path (the rows carrying rowMin).
-func (w *writer) valued(path string, delta int64) {
+func (w *indexBuf) valued(path string, delta int64) {
 	w.countDelta(path+"\x01", delta)
 }
 
-func (w *writer) countDelta(key string, delta int64) {
+func (w *indexBuf) countDelta(key string, delta int64) {
 	if w.facetDelta == nil {
 		w.facetDelta = map[string]int64{}
 	}
@@ -1004,44 +1090,56 @@ func (w *writer) flushIndex() error {
 	if err := w.flushSearch(); err != nil {
 		return err
 	}
-	return w.flushFacets()
+	err := w.flushFacets()
+	w.parts = nil
+	return err
 }
 
 // flushFacets applies the summed facet count changes, in key order.
 func (w *writer) flushFacets() error {
-	if len(w.facetDelta) == 0 {
-		return nil
+	runs := [][]facetOp{w.takeFacets()}
+	for _, p := range w.parts {
+		runs = append(runs, p.facetRun)
 	}
-	keys := make([]string, 0, len(w.facetDelta))
-	for k, d := range w.facetDelta {
-		if d != 0 {
-			keys = append(keys, k)
+	var (
+		cur  facetOp
+		vals []byte // bbolt keeps value slices until commit: cut from chunks
+	)
+	apply := func() error {
+		if cur.delta == 0 {
+			return nil
 		}
-	}
-	slices.Sort(keys)
-	vals := make([]byte, 8*len(keys))
-	for i, k := range keys {
+		k := []byte(cur.key)
 		var n uint64
-		if v := w.facets.Get([]byte(k)); len(v) == 8 {
+		if v := w.facets.Get(k); len(v) == 8 {
 			n = binary.BigEndian.Uint64(v)
 		}
-		d := w.facetDelta[k]
-		if d < 0 && uint64(-d) > n {
-			return fmt.Errorf("facet count of %q would go below zero: %w", k, errCorrupt)
+		if cur.delta < 0 && uint64(-cur.delta) > n {
+			return fmt.Errorf("facet count of %q would go below zero: %w", cur.key, errCorrupt)
 		}
-		n = uint64(int64(n) + d)
+		n = uint64(int64(n) + cur.delta)
 		if n == 0 {
-			if err := w.facets.Delete([]byte(k)); err != nil {
-				return err
-			}
-			continue
+			return w.facets.Delete(k)
 		}
-		v := vals[8*i : 8*i+8 : 8*i+8]
+		if len(vals) < 8 {
+			vals = make([]byte, 8<<10)
+		}
+		v := vals[:8:8]
+		vals = vals[8:]
 		binary.BigEndian.PutUint64(v, n)
-		if err := w.facets.Put([]byte(k), v); err != nil {
-			return err
-		}
+		return w.facets.Put(k, v)
 	}
-	clear(w.facetDelta)
-	return nil
+	err := mergeRuns(runs, func(a, b facetOp) int { return strings.Compare(a.key, b.key) }, func(f facetOp) error {
+		if f.key == cur.key {
+			cur.delta += f.delta
+			return nil
+		}
+		err := apply()
+		cur = f
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return apply()
 }

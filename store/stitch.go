@@ -59,21 +59,56 @@ var (
 // same transaction, so a query never sees the entity half indexed; an
 // unchanged etag skips both.
 func (w *writer) stitchOne(ref string) error {
-	st, err := w.getState(ref)
-	if err != nil || st == nil || st.Processed == nil {
+	s, err := w.prepareStitch(w.buckets, w.keepOrphans, ref)
+	if err != nil || s == nil {
 		return err
+	}
+	return w.applyStitch(s)
+}
+
+// stitched is a final entity built by prepareStitch and not yet written.
+type stitched struct {
+	ref string
+	// final is etag ‖ served JSON.
+	final []byte
+	// searchRef is ref's new searchref value; nil when its rows did not
+	// change.
+	searchRef []byte
+}
+
+// applyStitch writes what prepareStitch built. The search row and facet
+// changes are already queued in the indexBuf that prepared it.
+func (w *writer) applyStitch(s *stitched) error {
+	w.stats.Stitched++
+	if s.searchRef != nil {
+		if err := w.searchRef.Put([]byte(s.ref), s.searchRef); err != nil {
+			return err
+		}
+	}
+	return w.final.Put([]byte(s.ref), s.final)
+}
+
+// prepareStitch builds ref's final entity from what b holds and queues its
+// search index changes in w; nil when its etag did not change or it has no
+// processed form. It only reads b, and everything it returns or queues is
+// copied out of bbolt's memory, so it can run on a read transaction that
+// ends before the result is written.
+func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*stitched, error) {
+	st, err := b.getState(ref)
+	if err != nil || st == nil || st.Processed == nil {
+		return nil, err
 	}
 	p := st.Processed
 	mi := bytes.Index(p, metadataKey)
 	if mi < 0 || len(p) < 2 || p[len(p)-1] != '}' {
-		return fmt.Errorf("processed entity is not an object with metadata")
+		return nil, fmt.Errorf("processed entity is not an object with metadata")
 	}
 
 	// Relations served on ref, deduplicated across originators; bySource
 	// keys are sorted by type, then target.
 	var rels [][]byte // each "type ‖ 0 ‖ target"
 	pre := prefix(ref)
-	c := w.bySource.Cursor()
+	c := b.bySource.Cursor()
 	for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
 		rest := k[len(pre):]
 		tt := rest[:bytes.LastIndexByte(rest, 0)]
@@ -85,7 +120,7 @@ func (w *writer) stitchOne(ref string) error {
 
 	// With the "keep" strategy, an entity no parent emits any more is
 	// served with the orphan annotation, as Backstage does.
-	orphan := w.keepOrphans && !w.hasParents(ref)
+	orphan := keepOrphans && !b.hasParents(ref)
 
 	// Every part is length-prefixed so that no two different entities can
 	// feed the hash the same bytes.
@@ -109,8 +144,8 @@ func (w *writer) stitchOne(ref string) error {
 	}
 	var sum [sha1.Size]byte
 	etag := hex.EncodeToString(h.Sum(sum[:0]))
-	if old := w.final.Get([]byte(ref)); len(old) >= etagLen && string(old[:etagLen]) == etag {
-		return nil
+	if old := b.final.Get([]byte(ref)); len(old) >= etagLen && string(old[:etagLen]) == etag {
+		return nil, nil
 	}
 
 	out := make([]byte, 0, etagLen+len(p)+64*len(rels)+128)
@@ -169,11 +204,11 @@ func (w *writer) stitchOne(ref string) error {
 		out = append(out, `]}`...)
 	}
 	out = append(out, '}')
-	w.stats.Stitched++
-	if err := w.index(ref, out[etagLen:]); err != nil {
-		return fmt.Errorf("search index: %w", err)
+	enc, err := w.indexRows(b, ref, out[etagLen:])
+	if err != nil {
+		return nil, fmt.Errorf("search index: %w", err)
 	}
-	return w.final.Put([]byte(ref), out)
+	return &stitched{ref: ref, final: out, searchRef: enc}, nil
 }
 
 // appendJSONString appends s as a JSON string literal.

@@ -5,9 +5,12 @@ import (
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,14 +25,9 @@ type writer struct {
 	stats       CommitStats
 	keepOrphans bool
 
-	// Search index maintenance (search.go): search writes and facet count
-	// changes deferred to the end of the transaction, and scratch space
-	// reused between entities.
-	searchOps          []searchOp
-	arena              []byte
-	facetDelta         map[string]int64
-	keys               map[string]string
-	oldFlags, newFlags []byte
+	// Search index maintenance (search.go), applied at the end of the
+	// transaction.
+	indexBuf
 }
 
 func (d *DB) update(fn func(w *writer) error) (CommitStats, error) {
@@ -172,28 +170,65 @@ func (d *DB) CommitDeferred(outs []*Outcome) (CommitStats, error) {
 // StitchPending rebuilds up to limit of the final entities CommitDeferred
 // recorded, in ref order, in one transaction. more says whether others are
 // still pending.
+//
+// Building a final entity and its search rows only reads the store, so it
+// is done before the write transaction, by one goroutine per CPU, each on
+// its own read transaction of the same snapshot; the single writer then
+// only writes. That is valid when no other write committed in between
+// (the write transaction's id is the snapshot's plus one); otherwise the
+// batch is rebuilt inside the write transaction.
 func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) {
 	// Nothing pending is the common case of an idle loop: answer it
 	// without a write transaction.
-	var pending bool
+	var (
+		refs []string
+		snap int
+	)
 	if err := d.bolt.View(func(tx *bolt.Tx) error {
-		k, _ := open(tx).stitchQ.Cursor().First()
-		pending = k != nil
+		snap = tx.ID()
+		c := open(tx).stitchQ.Cursor()
+		for k, _ := c.First(); k != nil && len(refs) < limit; k, _ = c.Next() {
+			refs = append(refs, string(k))
+		}
 		return nil
-	}); err != nil || !pending {
+	}); err != nil || len(refs) == 0 {
 		return stats, false, err
 	}
+	keepOrphans := d.keepOrphans.Load()
+	prep := d.prepareStitches(refs, snap, keepOrphans)
+	if afterStitchPrepare != nil {
+		afterStitchPrepare()
+	}
 	stats, err = d.update(func(w *writer) error {
-		c := w.stitchQ.Cursor()
-		var refs [][]byte
-		for k, _ := c.First(); k != nil && len(refs) < limit; k, _ = c.Next() {
-			refs = append(refs, bytes.Clone(k))
-		}
-		for _, ref := range refs {
-			if err := w.stitchQ.Delete(ref); err != nil {
-				return err
+		if prep != nil && w.tx.ID() == snap+1 && w.keepOrphans == keepOrphans {
+			for _, ref := range refs {
+				if err := w.stitchQ.Delete([]byte(ref)); err != nil {
+					return err
+				}
 			}
-			w.stitch[string(ref)] = struct{}{}
+			for _, p := range prep {
+				w.absorb(&p.buf)
+				for _, s := range p.stitched {
+					if err := w.applyStitch(s); err != nil {
+						return fmt.Errorf("stitch %s: %w", s.ref, err)
+					}
+				}
+			}
+		} else {
+			// A small batch, or something was written since the
+			// snapshot: stitch what is pending now, in this transaction
+			// (update's stitchAll).
+			c := w.stitchQ.Cursor()
+			var queued [][]byte
+			for k, _ := c.First(); k != nil && len(queued) < limit; k, _ = c.Next() {
+				queued = append(queued, bytes.Clone(k))
+			}
+			for _, ref := range queued {
+				if err := w.stitchQ.Delete(ref); err != nil {
+					return err
+				}
+				w.stitch[string(ref)] = struct{}{}
+			}
 		}
 		k, _ := w.stitchQ.Cursor().First()
 		more = k != nil
@@ -201,6 +236,71 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 	})
 	return stats, more, err
 }
+
+// How StitchPending prepares: minStitchesPerGoroutine keeps small batches
+// (an idle loop's few changes) in the write transaction, where they cost
+// no read transactions; larger ones get up to stitchProcs goroutines.
+// Variables so that tests can choose the path; afterStitchPrepare, when a
+// test sets it, runs between the preparation and the write transaction.
+var (
+	minStitchesPerGoroutine = 256
+	stitchProcs             = func() int { return runtime.GOMAXPROCS(0) }
+	afterStitchPrepare      func()
+)
+
+// stitchPart is the work of one preparing goroutine: a run of consecutive
+// refs, so that the parts applied in order keep the batch in ref order.
+type stitchPart struct {
+	stitched []*stitched
+	buf      indexBuf
+}
+
+// prepareStitches builds the final entities of refs on read transactions
+// of snapshot snap, split among up to stitchProcs goroutines. It returns
+// nil when the batch is too small to be worth it, or when a goroutine's
+// transaction saw a later snapshot or failed: the write transaction then
+// stitches the batch itself, and reports the error if there still is one.
+func (d *DB) prepareStitches(refs []string, snap int, keepOrphans bool) []*stitchPart {
+	n := min(stitchProcs(), len(refs)/minStitchesPerGoroutine)
+	if n < 1 {
+		return nil
+	}
+	parts := make([]*stitchPart, n)
+	failed := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		part := &stitchPart{}
+		parts[i] = part
+		chunk := refs[i*len(refs)/n : (i+1)*len(refs)/n]
+		wg.Go(func() {
+			err := d.bolt.View(func(tx *bolt.Tx) error {
+				if tx.ID() != snap {
+					return errStaleSnapshot
+				}
+				b := open(tx)
+				for _, ref := range chunk {
+					s, err := part.buf.prepareStitch(b, keepOrphans, ref)
+					if err != nil {
+						return err
+					}
+					if s != nil {
+						part.stitched = append(part.stitched, s)
+					}
+				}
+				part.buf.seal()
+				return nil
+			})
+			failed[i] = err != nil
+		})
+	}
+	wg.Wait()
+	if slices.Contains(failed, true) {
+		return nil
+	}
+	return parts
+}
+
+var errStaleSnapshot = errors.New("a write committed since the snapshot")
 
 // queueStitches records the transaction's stitch set in stitchq, in key
 // order.
@@ -571,9 +671,9 @@ func (w *writer) unlink(parent, child string) error {
 	return w.parents.Delete(join(child, parent))
 }
 
-func (w *writer) hasParents(ref string) bool {
+func (b *buckets) hasParents(ref string) bool {
 	p := prefix(ref)
-	k, _ := w.parents.Cursor().Seek(p)
+	k, _ := b.parents.Cursor().Seek(p)
 	return k != nil && bytes.HasPrefix(k, p)
 }
 
