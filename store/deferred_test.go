@@ -853,3 +853,78 @@ func TestStitchPendingPreparedBatchGoesStale(t *testing.T) {
 		})
 	}
 }
+
+// While one batch is written, the next one is prepared: when nothing else
+// writes, every batch is written as prepared, and the result is what the
+// write transaction would have built.
+func TestStitchPendingPipelinesBatches(t *testing.T) {
+	fs := catalogFixtures()
+	for _, m := range stitchModes {
+		t.Run(m.name, func(t *testing.T) {
+			defer store.SetStitchPreparation(m.minPerGoroutine, m.procs, nil)()
+			sync, deferred := openDB(t), openDB(t)
+			var outs []*store.Outcome
+			for _, f := range fs {
+				outs = append(outs, fixtureOutcome(f, sha(f.doc())))
+			}
+			serve(t, sync, fs...)
+			applyRoots(t, deferred, rootsOf(fs)...)
+			commitDeferred(t, deferred, outs...)
+			stitched, calls := drainStitches(t, deferred, 2)
+			eq(t, "stitched", stitched, len(fs))
+			eq(t, "calls", calls, (len(fs)+1)/2)
+			want := calls
+			if m.minPerGoroutine > 2 {
+				want = 0
+			}
+			eq(t, "batches written as prepared", deferred.PreparedStitchBatches(), want)
+			sameServed(t, sync, deferred)
+		})
+	}
+}
+
+// A write between the preparation of the next batch and its write
+// transaction makes that batch stale: it is rebuilt, and every entity ends
+// up serving its latest run.
+func TestStitchPendingPrefetchedBatchGoesStale(t *testing.T) {
+	fs := catalogFixtures()
+	const rounds = 6
+	for _, m := range stitchModes[1:] {
+		t.Run(m.name, func(t *testing.T) {
+			db := openDB(t)
+			applyRoots(t, db, rootsOf(fs)...)
+			var outs []*store.Outcome
+			for _, f := range fs {
+				outs = append(outs, fixtureOutcome(f, sha(f.doc())))
+			}
+			commitDeferred(t, db, outs...)
+			// Before every batch is written, every entity gets a new run.
+			round := 0
+			defer store.SetStitchPreparation(m.minPerGoroutine, m.procs, func() {
+				if round == rounds {
+					return
+				}
+				round++
+				var outs []*store.Outcome
+				for _, f := range fs {
+					f.spec = maps.Clone(f.spec)
+					if f.spec == nil {
+						f.spec = map[string]any{}
+					}
+					f.spec["round"] = fmt.Sprint(round)
+					outs = append(outs, fixtureOutcome(f, fmt.Sprintf("%s-%d", f.ref, round)))
+				}
+				commitDeferred(t, db, outs...)
+			})()
+			drainStitches(t, db, 2)
+			eq(t, "rounds", round, rounds)
+			for _, f := range fs {
+				_, body, _ := mustFinal(t, db, f.ref)
+				if !strings.Contains(string(body), fmt.Sprintf(`"round":"%d"`, rounds)) {
+					t.Errorf("%s serves an earlier run: %s", f.ref, body)
+				}
+			}
+			checkIndex(t, db, "after the stale batches")
+		})
+	}
+}

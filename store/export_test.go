@@ -170,3 +170,11 @@ func SetStitchPreparation(minPerGoroutine, procs int, after func()) (restore fun
 		minStitchesPerGoroutine, stitchProcs, afterStitchPrepare = oldMin, oldProcs, oldAfter
 	}
 }
+
+// PreparedStitchBatches is how many StitchPending batches were written
+// from their preparation rather than rebuilt in the write transaction.
+func (d *DB) PreparedStitchBatches() int {
+	d.stitchMu.Lock()
+	defer d.stitchMu.Unlock()
+	return d.preparedStitches
+}

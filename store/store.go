@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +80,16 @@ type DB struct {
 	path        string
 	writes      atomic.Int64
 	keepOrphans atomic.Bool
+
+	// StitchPending's state, guarded by stitchMu: the next batch, being
+	// prepared while the current one is written, and the id of the last
+	// committed transaction that wrote a prepared batch, and how many
+	// did. stitchWG counts the preparing goroutines, which Close waits for.
+	stitchMu           sync.Mutex
+	nextStitch         *stitchBatch
+	lastPreparedStitch int
+	preparedStitches   int
+	stitchWG           sync.WaitGroup
 }
 
 // SetKeepOrphans chooses the orphan strategy: false (the default, like
@@ -155,7 +166,13 @@ func (d *DB) init() error {
 }
 
 // Close closes the file.
-func (d *DB) Close() error { return d.bolt.Close() }
+func (d *DB) Close() error {
+	d.stitchMu.Lock()
+	d.nextStitch = nil
+	d.stitchMu.Unlock()
+	d.stitchWG.Wait()
+	return d.bolt.Close()
+}
 
 // Path is the file the DB was opened from.
 func (d *DB) Path() string { return d.path }

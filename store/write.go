@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -172,41 +171,49 @@ func (d *DB) CommitDeferred(outs []*Outcome) (CommitStats, error) {
 // still pending.
 //
 // Building a final entity and its search rows only reads the store, so it
-// is done before the write transaction, by one goroutine per CPU, each on
-// its own read transaction of the same snapshot; the single writer then
-// only writes. That is valid when no other write committed in between
-// (the write transaction's id is the snapshot's plus one); otherwise the
-// batch is rebuilt inside the write transaction.
+// is done outside the write transaction, on a read transaction shared by
+// one goroutine per CPU, and the single writer then only writes: while it
+// writes one batch, the next batch (the refs after it) is being prepared.
+// A prepared batch is valid when nothing but the batch before it was
+// written since its snapshot (transaction ids tell); otherwise it is
+// rebuilt inside the write transaction, so a run committed meanwhile is
+// never lost.
 func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) {
-	// Nothing pending is the common case of an idle loop: answer it
-	// without a write transaction.
-	var (
-		refs []string
-		snap int
-	)
-	if err := d.bolt.View(func(tx *bolt.Tx) error {
-		snap = tx.ID()
-		c := open(tx).stitchQ.Cursor()
-		for k, _ := c.First(); k != nil && len(refs) < limit; k, _ = c.Next() {
-			refs = append(refs, string(k))
-		}
-		return nil
-	}); err != nil || len(refs) == 0 {
-		return stats, false, err
+	d.stitchMu.Lock()
+	defer d.stitchMu.Unlock()
+	b := d.nextStitch
+	d.nextStitch = nil
+	if b != nil {
+		<-b.done
 	}
-	keepOrphans := d.keepOrphans.Load()
-	prep := d.prepareStitches(refs, snap, keepOrphans)
+	if b == nil || b.err != nil || b.limit != limit || len(b.refs) == 0 {
+		// Nothing pending is the common case of an idle loop: answered
+		// by this read, without a write transaction.
+		b = d.prepareStitches("", limit)
+		<-b.done
+	}
+	if b.err != nil || len(b.refs) == 0 {
+		return stats, false, b.err
+	}
 	if afterStitchPrepare != nil {
 		afterStitchPrepare()
 	}
+	if len(b.refs) == limit {
+		d.nextStitch = d.prepareStitches(b.refs[len(b.refs)-1], limit)
+	}
+	var txID int
+	prepared := false
 	stats, err = d.update(func(w *writer) error {
-		if prep != nil && w.tx.ID() == snap+1 && w.keepOrphans == keepOrphans {
-			for _, ref := range refs {
+		txID = w.tx.ID()
+		valid := txID == b.snap+1 || txID == b.snap+2 && d.lastPreparedStitch == b.snap+1
+		if b.parts != nil && valid && w.keepOrphans == b.keepOrphans {
+			prepared = true
+			for _, ref := range b.refs {
 				if err := w.stitchQ.Delete([]byte(ref)); err != nil {
 					return err
 				}
 			}
-			for _, p := range prep {
+			for _, p := range b.parts {
 				w.absorb(&p.buf)
 				for _, s := range p.stitched {
 					if err := w.applyStitch(s); err != nil {
@@ -215,7 +222,7 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 				}
 			}
 		} else {
-			// A small batch, or something was written since the
+			// A small batch, or something else was written since the
 			// snapshot: stitch what is pending now, in this transaction
 			// (update's stitchAll).
 			c := w.stitchQ.Cursor()
@@ -234,19 +241,43 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 		more = k != nil
 		return nil
 	})
+	if err == nil && prepared {
+		// Set after the commit: a rolled-back transaction's id is
+		// reused by the next one.
+		d.lastPreparedStitch = txID
+		d.preparedStitches++
+	}
+	if (err != nil || !more) && d.nextStitch != nil {
+		<-d.nextStitch.done
+		d.nextStitch = nil
+	}
 	return stats, more, err
 }
 
 // How StitchPending prepares: minStitchesPerGoroutine keeps small batches
 // (an idle loop's few changes) in the write transaction, where they cost
-// no read transactions; larger ones get up to stitchProcs goroutines.
-// Variables so that tests can choose the path; afterStitchPrepare, when a
-// test sets it, runs between the preparation and the write transaction.
+// no goroutines; larger ones get up to stitchProcs goroutines. Variables
+// so that tests can choose the path; afterStitchPrepare, when a test sets
+// it, runs between the preparation of a batch and its write transaction.
 var (
 	minStitchesPerGoroutine = 256
 	stitchProcs             = func() int { return runtime.GOMAXPROCS(0) }
 	afterStitchPrepare      func()
 )
+
+// stitchBatch is a batch of StitchPending: up to limit refs of stitchq
+// after a given ref, read at snapshot snap, with their final entities
+// when prepared (parts, in ref order; nil when left to the write
+// transaction). done is closed when the fields are set.
+type stitchBatch struct {
+	limit       int
+	refs        []string
+	snap        int
+	keepOrphans bool
+	parts       []*stitchPart
+	err         error
+	done        chan struct{}
+}
 
 // stitchPart is the work of one preparing goroutine: a run of consecutive
 // refs, so that the parts applied in order keep the batch in ref order.
@@ -255,52 +286,65 @@ type stitchPart struct {
 	buf      indexBuf
 }
 
-// prepareStitches builds the final entities of refs on read transactions
-// of snapshot snap, split among up to stitchProcs goroutines. It returns
-// nil when the batch is too small to be worth it, or when a goroutine's
-// transaction saw a later snapshot or failed: the write transaction then
-// stitches the batch itself, and reports the error if there still is one.
-func (d *DB) prepareStitches(refs []string, snap int, keepOrphans bool) []*stitchPart {
-	n := min(stitchProcs(), len(refs)/minStitchesPerGoroutine)
-	if n < 1 {
-		return nil
-	}
-	parts := make([]*stitchPart, n)
-	failed := make([]bool, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		part := &stitchPart{}
-		parts[i] = part
-		chunk := refs[i*len(refs)/n : (i+1)*len(refs)/n]
-		wg.Go(func() {
-			err := d.bolt.View(func(tx *bolt.Tx) error {
-				if tx.ID() != snap {
-					return errStaleSnapshot
+// prepareStitches starts reading the batch of up to limit refs of stitchq
+// after ref after ("": from the first) and, when it is large enough,
+// building their final entities on up to stitchProcs goroutines. All of
+// them read one read-only transaction: bbolt's read path does not modify
+// a read-only transaction, and etcd reads one from many goroutines too.
+// A ref that fails to build leaves the batch to the write transaction,
+// which reports the error if there still is one.
+func (d *DB) prepareStitches(after string, limit int) *stitchBatch {
+	b := &stitchBatch{limit: limit, keepOrphans: d.keepOrphans.Load(), done: make(chan struct{})}
+	d.stitchWG.Go(func() {
+		defer close(b.done)
+		b.err = d.bolt.View(func(tx *bolt.Tx) error {
+			b.snap = tx.ID()
+			bk := open(tx)
+			c := bk.stitchQ.Cursor()
+			k, _ := c.First()
+			if after != "" {
+				k, _ = c.Seek([]byte(after))
+				if k != nil && string(k) == after {
+					k, _ = c.Next()
 				}
-				b := open(tx)
-				for _, ref := range chunk {
-					s, err := part.buf.prepareStitch(b, keepOrphans, ref)
-					if err != nil {
-						return err
-					}
-					if s != nil {
-						part.stitched = append(part.stitched, s)
-					}
-				}
-				part.buf.seal()
+			}
+			for ; k != nil && len(b.refs) < limit; k, _ = c.Next() {
+				b.refs = append(b.refs, string(k))
+			}
+			n := min(stitchProcs(), len(b.refs)/minStitchesPerGoroutine)
+			if n < 1 {
 				return nil
-			})
-			failed[i] = err != nil
+			}
+			parts := make([]*stitchPart, n)
+			failed := make([]bool, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				part := &stitchPart{}
+				parts[i] = part
+				chunk := b.refs[i*len(b.refs)/n : (i+1)*len(b.refs)/n]
+				wg.Go(func() {
+					for _, ref := range chunk {
+						s, err := part.buf.prepareStitch(bk, b.keepOrphans, ref)
+						if err != nil {
+							failed[i] = true
+							return
+						}
+						if s != nil {
+							part.stitched = append(part.stitched, s)
+						}
+					}
+					part.buf.seal()
+				})
+			}
+			wg.Wait()
+			if !slices.Contains(failed, true) {
+				b.parts = parts
+			}
+			return nil
 		})
-	}
-	wg.Wait()
-	if slices.Contains(failed, true) {
-		return nil
-	}
-	return parts
+	})
+	return b
 }
-
-var errStaleSnapshot = errors.New("a write committed since the snapshot")
 
 // queueStitches records the transaction's stitch set in stitchq, in key
 // order.
