@@ -7,9 +7,11 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/catalog-pipeline/pipeline/catalog"
 	"github.com/catalog-pipeline/pipeline/store"
@@ -925,6 +927,54 @@ func TestStitchPendingPrefetchedBatchGoesStale(t *testing.T) {
 				}
 			}
 			checkIndex(t, db, "after the stale batches")
+		})
+	}
+}
+
+// BenchmarkStitchPending measures draining the stitch queue after deferred
+// commits of 2000 new related entities per op (on top of the earlier ops'
+// entities), in batches of 500: built in the write transaction, or
+// prepared on read transactions by GOMAXPROCS goroutines, the next batch
+// while the current one is written.
+func BenchmarkStitchPending(b *testing.B) {
+	const perOp, limit = 2000, 500
+	modes := []struct {
+		name            string
+		minPerGoroutine int
+	}{
+		{"in-tx", math.MaxInt},
+		{"prepared", 128},
+	}
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			defer store.SetStitchPreparation(m.minPerGoroutine, runtime.GOMAXPROCS(0), nil)()
+			db := openDB(b)
+			var elapsed time.Duration
+			for n := 0; n < b.N; n++ {
+				b.StopTimer()
+				roots := make([]store.Child, perOp)
+				outs := make([]*store.Outcome, perOp)
+				for i := range perOp {
+					ref := fmt.Sprintf("component:default/c%07d", n*perOp+i)
+					g := fmt.Sprintf("group:default/team-%d", i%50)
+					roots[i] = child(ref, "url:"+ref)
+					o := ok(ref, "h", []store.Relation{rel(ref, "ownedBy", g), rel(g, "ownerOf", ref),
+						rel(ref, "dependsOn", fmt.Sprintf("component:default/c%07d", (n*perOp+i+1)%(perOp*(n+1))))})
+					o.Processed = ent(ref, "type", "service", "lifecycle", "production", "owner", g)
+					outs[i] = o
+				}
+				if _, err := db.ApplyRoots(fmt.Sprintf("%sb%d", store.ProviderPrefix, n), "p", roots); err != nil {
+					b.Fatal(err)
+				}
+				commitDeferred(b, db, outs...)
+				b.StartTimer()
+				start := time.Now()
+				if stitched, _ := drainStitches(b, db, limit); stitched < perOp {
+					b.Fatalf("stitched %d of %d", stitched, perOp)
+				}
+				elapsed += time.Since(start)
+			}
+			b.ReportMetric(float64(b.N*perOp)/elapsed.Seconds(), "entities/s")
 		})
 	}
 }
