@@ -563,17 +563,21 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 		name    string
 		version string
 		// dropQueue removes the stitchq bucket, as a version 5 file lacks it.
-		dropQueue   bool
+		dropQueue bool
+		// staleCount adds the facet count of a reverse relation, which
+		// versions 5 and 6 kept and version 7 does not.
+		staleCount  bool
 		wantErr     []string
 		wantVersion string
 	}{
-		{name: "version 5 without stitchq is upgraded", version: "5", dropQueue: true, wantVersion: "6"},
-		{name: "version 5 with stitchq is upgraded", version: "5", wantVersion: "6"},
-		{name: "current version opens", version: "6", wantVersion: "6"},
+		{name: "version 5 without stitchq is upgraded", version: "5", dropQueue: true, staleCount: true, wantVersion: "7"},
+		{name: "version 5 with stitchq is upgraded", version: "5", wantVersion: "7"},
+		{name: "version 6 with counts of reverse relations is upgraded", version: "6", staleCount: true, wantVersion: "7"},
+		{name: "current version opens", version: "7", wantVersion: "7"},
 		{name: "version 4 is refused", version: "4", dropQueue: true,
 			wantErr: []string{`"4"`, "not supported", "delete the file"}, wantVersion: "4"},
-		{name: "version 7 is refused", version: "7", dropQueue: true,
-			wantErr: []string{`"7"`, "not supported", "delete the file"}, wantVersion: "7"},
+		{name: "version 8 is refused", version: "8", dropQueue: true,
+			wantErr: []string{`"8"`, "not supported", "delete the file"}, wantVersion: "8"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -590,6 +594,9 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 			rewriteMeta(t, path, tc.version, tc.dropQueue)
+			if tc.staleCount {
+				addFacetCount(t, path, "relations.ownerof\x00component:default/a\x00component:default/a")
+			}
 
 			db, err = store.Open(path, store.Options{NoSync: true})
 			if tc.wantErr != nil {
@@ -652,6 +659,22 @@ func rewriteMeta(t *testing.T, path, version string, dropQueue bool) {
 			}
 		}
 		return root.Bucket([]byte("meta")).Put([]byte("version"), []byte(version))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addFacetCount stores a count of 1 under key in the facets bucket of a
+// closed file.
+func addFacetCount(t *testing.T, path, key string) {
+	t.Helper()
+	b, err := bolt.Open(path, 0o644, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("v1")).Bucket([]byte("facets")).Put([]byte(key), []byte{0, 0, 0, 0, 0, 0, 0, 1})
 	}); err != nil {
 		t.Fatal(err)
 	}

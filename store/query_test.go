@@ -468,6 +468,13 @@ func TestFacets(t *testing.T) {
 			want: map[string][]fc{"metadata.tags": {{"Go", 1}, {"go", 1}, {"java", 1}}}},
 		{name: "paths without counts come from the rows", paths: []string{"metadata.name"},
 			want: map[string][]fc{"metadata.name": {{"a", 2}, {"b", 1}, {"c", 1}, {"d", 1}, {"s", 1}, {"team-a", 1}}}},
+		{name: "reverse relations have no counts either", paths: []string{"relations.ownerOf", "relations.hasPart"},
+			want: map[string][]fc{
+				"relations.ownerOf": {{compA, 1}, {compC, 1}},
+				"relations.hasPart": {{compA, 1}},
+			}},
+		{name: "filtered reverse relations", paths: []string{"relations.ownerOf"}, filter: store.Eq{Key: "kind", Value: "component"},
+			want: map[string][]fc{"relations.ownerOf": {}}},
 		{name: "filtered to nothing", paths: []string{"spec.type"}, filter: store.Any{},
 			want: map[string][]fc{"spec.type": {}}},
 		{name: "unknown and empty paths", paths: []string{"spec.nope", "", "spec.type\x00"},

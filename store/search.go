@@ -1059,9 +1059,17 @@ func (w *writer) flushSearch() error {
 // per value would cost a facets write per entity (profiling showed the
 // facet flush at an eighth of the index cost, mostly such values) and
 // save nothing, since such a facet is as long as the path's search rows,
-// from which Facets computes it instead.
+// from which Facets computes it instead. The relations listed are the
+// reverse ones, whose targets are the entities that point here (a group's
+// ownerOf lists its components): nearly every target occurs once, and
+// they held 37% of the facet counts of a generated 100k catalog (not
+// counting them took its stitch phase from 18.3-19.2 s to 15.5-16.7 s).
+// Backstage's own pickers facet on the forward ones (relations.ownedBy).
 var uncountedFacets = map[string]bool{
 	"metadata.uid": true, "metadata.name": true, "metadata.title": true, "metadata.description": true,
+	"relations.ownerof": true, "relations.haspart": true, "relations.dependencyof": true,
+	"relations.apiconsumedby": true, "relations.apiprovidedby": true, "relations.hasmember": true,
+	"relations.parentof": true,
 }
 
 // facet records a change of the count of r's (path, value, original).

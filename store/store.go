@@ -31,10 +31,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +45,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "6"
+const schemaVersion = "7"
 
 var (
 	rootBucket      = []byte("v1")
@@ -155,14 +157,41 @@ func (d *DB) init() error {
 		}
 		meta := root.Bucket(metaBucket)
 		switch v := meta.Get([]byte("version")); {
-		case v == nil, string(v) == "5":
-			// Version 5 lacks only the stitchq bucket, created above.
+		case v == nil:
+			return meta.Put([]byte("version"), []byte(schemaVersion))
+		case string(v) == "5", string(v) == "6":
+			// Version 5 lacks the stitchq bucket, created above; both
+			// count the facets that version 7 leaves uncounted.
+			if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
+				return fmt.Errorf("upgrade from schema version %s: %w", v, err)
+			}
 			return meta.Put([]byte("version"), []byte(schemaVersion))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("schema version %q is not supported (want %q); the catalog is rebuilt from its sources, so delete the file and run again", v, schemaVersion)
 		}
 		return nil
 	})
+}
+
+// dropUncountedFacets deletes the value counts of the paths in
+// uncountedFacets, which are no longer maintained (their entity counts,
+// path ‖ 1, are).
+func dropUncountedFacets(facets *bolt.Bucket) error {
+	var drop [][]byte
+	for path := range uncountedFacets {
+		prefix := []byte(path + "\x00")
+		c := facets.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			drop = append(drop, bytes.Clone(k))
+		}
+	}
+	slices.SortFunc(drop, bytes.Compare)
+	for _, k := range drop {
+		if err := facets.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the file.
