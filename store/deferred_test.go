@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -609,7 +608,7 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 						t.Errorf("Open error %q does not mention %q", err, w)
 					}
 				}
-				v, hasQueue := metaOf(t, path)
+				v, hasQueue := readMeta(t, path, "stitchq")
 				eq(t, "version on file", v, tc.wantVersion)
 				eq(t, "stitchq created", hasQueue, !tc.dropQueue)
 				return
@@ -632,7 +631,7 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			v, hasQueue := metaOf(t, path)
+			v, hasQueue := readMeta(t, path, "stitchq")
 			eq(t, "version on file", v, tc.wantVersion)
 			eq(t, "stitchq exists", hasQueue, true)
 		})
@@ -643,62 +642,23 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 // removes its stitchq bucket.
 func rewriteMeta(t *testing.T, path, version string, dropQueue bool) {
 	t.Helper()
-	b, err := bolt.Open(path, 0o644, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket([]byte("v1"))
-		if root == nil {
-			return errors.New("no root bucket")
-		}
+	updateFile(t, path, func(root *bolt.Bucket) error {
 		if dropQueue {
 			if err := root.DeleteBucket([]byte("stitchq")); err != nil {
 				return err
 			}
 		}
 		return root.Bucket([]byte("meta")).Put([]byte("version"), []byte(version))
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 }
 
 // addFacetCount stores a count of 1 under key in the facets bucket of a
 // closed file.
 func addFacetCount(t *testing.T, path, key string) {
 	t.Helper()
-	b, err := bolt.Open(path, 0o644, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("v1")).Bucket([]byte("facets")).Put([]byte(key), []byte{0, 0, 0, 0, 0, 0, 0, 1})
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// metaOf reads the schema version of a closed file and whether it has a
-// stitchq bucket.
-func metaOf(t *testing.T, path string) (version string, hasQueue bool) {
-	t.Helper()
-	b, err := bolt.Open(path, 0o644, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	_ = b.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket([]byte("v1"))
-		if root == nil {
-			return nil
-		}
-		version = string(root.Bucket([]byte("meta")).Get([]byte("version")))
-		hasQueue = root.Bucket([]byte("stitchq")) != nil
-		return nil
+	updateFile(t, path, func(root *bolt.Bucket) error {
+		return root.Bucket([]byte("facets")).Put([]byte(key), []byte{0, 0, 0, 0, 0, 0, 0, 1})
 	})
-	return version, hasQueue
 }
 
 // --- 7: the search index follows the served entities ----------------------------
@@ -835,7 +795,7 @@ func testDeferredSearchIndexMatchesCommit(t *testing.T) {
 	eq(t, "websites after StitchPending", sortedRefs(websites), []string{compB, compC})
 }
 
-// --- 7: preparation outside the write transaction -----------------------------
+// --- 8: preparation outside the write transaction -----------------------------
 
 // A write that commits between StitchPending's preparation and its write
 // transaction makes the prepared batch stale: the batch is rebuilt in the

@@ -255,6 +255,19 @@ func eq[T any](t testing.TB, what string, got, want T) {
 
 func craft(t *testing.T, path, version string) {
 	t.Helper()
+	updateFile(t, path, func(root *bolt.Bucket) error {
+		meta, err := root.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		return meta.Put([]byte("version"), []byte(version))
+	})
+}
+
+// updateFile runs fn on the root bucket of the closed catalog file at
+// path (created if need be), in one write transaction.
+func updateFile(t *testing.T, path string, fn func(root *bolt.Bucket) error) {
+	t.Helper()
 	b, err := bolt.Open(path, 0o644, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -265,17 +278,15 @@ func craft(t *testing.T, path, version string) {
 		if err != nil {
 			return err
 		}
-		meta, err := root.CreateBucketIfNotExists([]byte("meta"))
-		if err != nil {
-			return err
-		}
-		return meta.Put([]byte("version"), []byte(version))
+		return fn(root)
 	}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func readVersion(t *testing.T, path string) (version string, hasState bool) {
+// readMeta reads the schema version of the closed file at path and
+// whether it has the bucket named bucket.
+func readMeta(t *testing.T, path, bucket string) (version string, has bool) {
 	t.Helper()
 	b, err := bolt.Open(path, 0o644, &bolt.Options{ReadOnly: true})
 	if err != nil {
@@ -290,10 +301,10 @@ func readVersion(t *testing.T, path string) (version string, hasState bool) {
 		if m := root.Bucket([]byte("meta")); m != nil {
 			version = string(m.Get([]byte("version")))
 		}
-		hasState = root.Bucket([]byte("state")) != nil
+		has = root.Bucket([]byte(bucket)) != nil
 		return nil
 	})
-	return version, hasState
+	return version, has
 }
 
 func TestOpenSchemaVersion(t *testing.T) {
@@ -308,7 +319,7 @@ func TestOpenSchemaVersion(t *testing.T) {
 		t.Errorf("Size = %d", db.Size())
 	}
 	db.Close()
-	cur, hasState := readVersion(t, fresh)
+	cur, hasState := readMeta(t, fresh, "state")
 	if cur == "" || !hasState {
 		t.Fatalf("fresh file: version %q, state bucket %v", cur, hasState)
 	}
@@ -341,7 +352,7 @@ func TestOpenSchemaVersion(t *testing.T) {
 			if db != nil {
 				db.Close()
 			}
-			v, hasState := readVersion(t, path)
+			v, hasState := readMeta(t, path, "state")
 			want := tc.stored
 			if want == "" {
 				want = tc.version
