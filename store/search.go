@@ -1112,6 +1112,7 @@ func (w *writer) flushFacets() error {
 	var (
 		cur  facetOp
 		vals []byte // bbolt keeps value slices until commit: cut from chunks
+		c    = w.facets.Cursor()
 	)
 	apply := func() error {
 		if cur.delta == 0 {
@@ -1119,7 +1120,7 @@ func (w *writer) flushFacets() error {
 		}
 		k := []byte(cur.key)
 		var n uint64
-		if v := w.facets.Get(k); len(v) == 8 {
+		if v := get(c, k); len(v) == 8 {
 			n = binary.BigEndian.Uint64(v)
 		}
 		if cur.delta < 0 && uint64(-cur.delta) > n {

@@ -354,10 +354,11 @@ func (w *writer) queueStitches() error {
 		refs = append(refs, ref)
 	}
 	slices.Sort(refs)
+	c := w.stitchQ.Cursor()
 	for _, ref := range refs {
 		// A Put of a key already there still dirties its page; groups
 		// and systems are queued again by nearly every batch.
-		if w.stitchQ.Get([]byte(ref)) != nil {
+		if get(c, []byte(ref)) != nil {
 			continue
 		}
 		if err := w.stitchQ.Put([]byte(ref), nil); err != nil {
@@ -365,6 +366,19 @@ func (w *writer) queueStitches() error {
 		}
 	}
 	return nil
+}
+
+// get is Bucket.Get through a cursor the caller keeps for many lookups:
+// Get makes a new cursor, whose stack grows by allocation, every call.
+// The cursor may be reused after writes to its bucket, since Seek starts
+// from the root each time. Values that are nested buckets read as nil, as
+// with Get.
+func get(c *bolt.Cursor, key []byte) []byte {
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 // ApplyRoots makes roots the complete set of root entities of provider
