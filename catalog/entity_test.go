@@ -98,6 +98,31 @@ func TestEntityJSONRoundTrip(t *testing.T) {
 	}
 }
 
+// The engine calls MarshalJSON directly, skipping the pass in which
+// json.Marshal re-reads a Marshaler's output: that is only right while
+// MarshalJSON's bytes are already what json.Marshal makes of them
+// (compact, HTML characters and U+2028/U+2029 escaped).
+func TestMarshalJSONIsWhatJSONMarshalWrites(t *testing.T) {
+	m := fullEntityMap()
+	m["spec"].(map[string]any)["x-text"] = "<b>a & b</b>\u2028\u2029\t\x01 é \xff"
+	m["metadata"].(map[string]any)["description"] = "line one\nline \"two\""
+	e, err := FromMap(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaJSON, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(direct, viaJSON) {
+		t.Errorf("MarshalJSON and json.Marshal differ:\n%s\n%s", direct, viaJSON)
+	}
+}
+
 // A YAML decoder gives ints and, for non-string keys, map[any]any;
 // NormalizeValue turns that into the JSON shape FromMap works on.
 func TestEntityYAMLShapedRoundTrip(t *testing.T) {

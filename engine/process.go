@@ -182,7 +182,7 @@ func (r *run) prepareChild(t EntityResult) Result {
 // encodeChild encodes e as the child ref owned by key, or returns the
 // ErrorResult of a failed encoding.
 func encodeChild(ref string, e *catalog.Entity, key string) Result {
-	body, err := json.Marshal(e)
+	body, err := e.MarshalJSON()
 	if err != nil {
 		return ErrorResult{Err: GeneralError("encode entity %s: %v", ref, err)}
 	}
@@ -407,7 +407,7 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 	// 5. Outcome.
 	// The store adds relations, status, uid and etag when it stitches.
 	ent.Relations, ent.Status, ent.Metadata.UID, ent.Metadata.Etag = nil, nil, "", ""
-	processed, err := json.Marshal(ent)
+	processed, err := ent.MarshalJSON()
 	if err != nil {
 		return fail(serialize(GeneralError("encode processed entity: %v", err)))
 	}
