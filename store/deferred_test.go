@@ -961,3 +961,37 @@ func BenchmarkStitchPending(b *testing.B) {
 		})
 	}
 }
+
+// A relation an outcome adds is gone when a later outcome of the same
+// batch deletes its originator: relation rows are written at the end of
+// the transaction, sorted, and two writes to one row keep their order.
+func TestRelationAddedAndDroppedInOneBatch(t *testing.T) {
+	const (
+		loc   = "location:default/loc"
+		group = "group:default/team"
+		c     = "component:default/c"
+	)
+	for _, deferred := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deferred=%v", deferred), func(t *testing.T) {
+			db := openDB(t)
+			applyRoots(t, db, child(loc, prov))
+			commit(t, db, ok(loc, "loc", nil, child(group, "url:loc"), child(c, "url:loc")))
+			commit(t, db, ok(group, "g", nil), ok(c, "c", nil))
+			batch := []*store.Outcome{
+				ok(c, "c2", []store.Relation{rel(c, "ownedBy", group), rel(group, "ownerOf", c)}),
+				ok(loc, "loc2", nil, child(group, "url:loc")),
+			}
+			if deferred {
+				commitDeferred(t, db, batch...)
+				drainStitches(t, db, 10)
+			} else {
+				commit(t, db, batch...)
+			}
+			if s, _, _ := final(t, db, c); s != nil {
+				t.Fatalf("%s is served after its deletion", c)
+			}
+			s, _, _ := mustFinal(t, db, group)
+			eq(t, "group relations", s.Relations, []servedRel{})
+		})
+	}
+}

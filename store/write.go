@@ -24,8 +24,9 @@ type writer struct {
 	stats       CommitStats
 	keepOrphans bool
 
-	// Search index maintenance (search.go), applied at the end of the
-	// transaction.
+	// Relation rows and search index maintenance (search.go), applied at
+	// the end of the transaction.
+	relOps []relOp
 	indexBuf
 }
 
@@ -41,6 +42,9 @@ func (d *DB) updateStitch(fn func(w *writer) error, deferStitch bool) (CommitSta
 	err := d.boltUpdate(func(tx *bolt.Tx) error {
 		w := &writer{buckets: open(tx), stitch: map[string]struct{}{}, keepOrphans: d.keepOrphans.Load()}
 		if err := fn(w); err != nil {
+			return err
+		}
+		if err := w.flushRelations(); err != nil {
 			return err
 		}
 		if deferStitch {
@@ -928,16 +932,12 @@ func (w *writer) syncRelations(st *State, rels []Relation) error {
 			i, j = i+1, j+1
 		case c < 0:
 			r := old[i]
-			if err := w.bySource.Delete(join(r.Source, r.Type, r.Target, st.Ref)); err != nil {
-				return err
-			}
+			w.queueRelation(join(r.Source, r.Type, r.Target, st.Ref), false)
 			w.stitch[r.Source] = struct{}{}
 			i++
 		default:
 			r := want[j]
-			if err := w.bySource.Put(join(r.Source, r.Type, r.Target, st.Ref), nil); err != nil {
-				return err
-			}
+			w.queueRelation(join(r.Source, r.Type, r.Target, st.Ref), true)
 			w.stitch[r.Source] = struct{}{}
 			j++
 		}
@@ -946,6 +946,41 @@ func (w *writer) syncRelations(st *State, rels []Relation) error {
 		want = nil
 	}
 	st.Relations = want
+	return nil
+}
+
+// relOp is a pending write of a bysource row: a put, or a delete.
+type relOp struct {
+	key []byte
+	put bool
+	seq int
+}
+
+func (w *writer) queueRelation(key []byte, put bool) {
+	w.relOps = append(w.relOps, relOp{key: key, put: put, seq: len(w.relOps)})
+}
+
+// flushRelations applies the pending bysource writes in key order. A
+// batch's reverse relations (a group's ownerOf, a system's hasPart) land
+// all over the bucket; sorted, consecutive writes reuse the B+tree path
+// just walked. Two writes to one key keep their order. It runs before
+// anything in the transaction reads bysource (stitching).
+func (w *writer) flushRelations() error {
+	slices.SortFunc(w.relOps, func(a, b relOp) int {
+		return cmp.Or(bytes.Compare(a.key, b.key), a.seq-b.seq)
+	})
+	for _, op := range w.relOps {
+		var err error
+		if op.put {
+			err = w.bySource.Put(op.key, nil)
+		} else {
+			err = w.bySource.Delete(op.key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.relOps = w.relOps[:0]
 	return nil
 }
 
