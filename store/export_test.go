@@ -178,3 +178,14 @@ func (d *DB) PreparedStitchBatches() int {
 	defer d.stitchMu.Unlock()
 	return d.preparedStitches
 }
+
+// index makes ref's search rows those of body, its new served JSON, in
+// w's transaction: the index maintenance of one stitch without the rest
+// (search tests and BenchmarkStitchIndex).
+func (w *writer) index(ref string, body []byte) error {
+	enc, err := w.indexRows(w.buckets, ref, body)
+	if err != nil || enc == nil {
+		return err
+	}
+	return w.searchRef.Put([]byte(ref), enc)
+}

@@ -802,16 +802,6 @@ func splitSearchKey(k []byte, pathLen int) (value, ref []byte) {
 
 // --- maintenance in the write transaction ----------------------------------
 
-// index makes ref's search rows those of body, its new served JSON,
-// writing only the rows that changed and adjusting the facet counts.
-func (w *writer) index(ref string, body []byte) error {
-	enc, err := w.indexRows(w.buckets, ref, body)
-	if err != nil || enc == nil {
-		return err
-	}
-	return w.searchRef.Put([]byte(ref), enc)
-}
-
 // indexRows queues the search row and facet changes that make ref's rows
 // those of body, reading its current rows from b, and returns the new
 // searchref value, or nil when the rows did not change. It only reads b,

@@ -83,10 +83,11 @@ type DB struct {
 	writes      atomic.Int64
 	keepOrphans atomic.Bool
 
-	// StitchPending's state, guarded by stitchMu: the next batch, being
-	// prepared while the current one is written, and the id of the last
-	// committed transaction that wrote a prepared batch, and how many
-	// did. stitchWG counts the preparing goroutines, which Close waits for.
+	// StitchPending's state, guarded by stitchMu: the next batch (being
+	// prepared while the current one is written), the id of the last
+	// committed transaction that wrote a prepared batch, and the number of
+	// such transactions. stitchWG counts the preparing goroutines, which
+	// Close waits for.
 	stitchMu           sync.Mutex
 	nextStitch         *stitchBatch
 	lastPreparedStitch int
