@@ -106,6 +106,15 @@ func (d *DB) boltUpdate(fn func(*bolt.Tx) error) error {
 	return d.bolt.Update(fn)
 }
 
+// pageSize is the page size of new files (an existing file keeps the one
+// it was created with). bbolt defaults to the OS page, 4 KiB; with 32 KiB
+// a cold ingest of 100k entities commits its 2.5M search rows ~18% faster
+// (41 s -> 34 s, alternating runs in BENCHMARKS.md): a batch's random
+// inserts dirty fewer, fuller leaves, so each commit splits, allocates and
+// writes fewer pages. The price is more bytes per tiny commit, which the
+// engine batches anyway.
+const pageSize = 32 << 10
+
 // Options tune how the file is opened.
 type Options struct {
 	// Timeout bounds the wait for the file lock held by another process.
@@ -130,6 +139,7 @@ func Open(path string, o Options) (*DB, error) {
 		Timeout:      o.Timeout,
 		NoSync:       o.NoSync,
 		FreelistType: bolt.FreelistMapType,
+		PageSize:     pageSize,
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -307,6 +308,17 @@ func readMeta(t *testing.T, path, bucket string) (version string, has bool) {
 	return version, has
 }
 
+// filePageSize is the page size the closed file at path was created with.
+func filePageSize(t *testing.T, path string) int {
+	t.Helper()
+	b, err := bolt.Open(path, 0o644, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	return b.Info().PageSize
+}
+
 func TestOpenSchemaVersion(t *testing.T) {
 	// The current version is whatever a fresh file gets.
 	fresh := filepath.Join(t.TempDir(), "deep", "er", "c.db")
@@ -323,6 +335,8 @@ func TestOpenSchemaVersion(t *testing.T) {
 	if cur == "" || !hasState {
 		t.Fatalf("fresh file: version %q, state bucket %v", cur, hasState)
 	}
+	// New files get large pages (store.go's pageSize explains why).
+	eq(t, "fresh file's page size", filePageSize(t, fresh), 32<<10)
 
 	cases := []struct {
 		name    string
@@ -358,6 +372,8 @@ func TestOpenSchemaVersion(t *testing.T) {
 				want = tc.version
 			}
 			eq(t, "stored version", v, want)
+			// Files made with bbolt's default pages keep them.
+			eq(t, "page size", filePageSize(t, path), os.Getpagesize())
 			// A refused file is left as it was: no bucket was created.
 			eq(t, "state bucket exists", hasState, tc.wantErr == "")
 		})
