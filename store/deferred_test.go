@@ -561,22 +561,24 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 	cases := []struct {
 		name    string
 		version string
-		// dropQueue removes the stitchq bucket, as a version 5 file lacks it.
-		dropQueue bool
+		// drop lists the buckets the version lacks: version 5 has no
+		// stitchq, versions up to 7 no relq.
+		drop []string
 		// staleCount adds the facet count of a reverse relation, which
 		// versions 5 and 6 kept and version 7 does not.
 		staleCount  bool
 		wantErr     []string
 		wantVersion string
 	}{
-		{name: "version 5 without stitchq is upgraded", version: "5", dropQueue: true, staleCount: true, wantVersion: "7"},
-		{name: "version 5 with stitchq is upgraded", version: "5", wantVersion: "7"},
-		{name: "version 6 with counts of reverse relations is upgraded", version: "6", staleCount: true, wantVersion: "7"},
-		{name: "current version opens", version: "7", wantVersion: "7"},
-		{name: "version 4 is refused", version: "4", dropQueue: true,
+		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq"}, staleCount: true, wantVersion: "8"},
+		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq"}, wantVersion: "8"},
+		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq"}, staleCount: true, wantVersion: "8"},
+		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq"}, wantVersion: "8"},
+		{name: "current version opens", version: "8", wantVersion: "8"},
+		{name: "version 4 is refused", version: "4", drop: []string{"stitchq", "relq"},
 			wantErr: []string{`"4"`, "not supported", "delete the file"}, wantVersion: "4"},
-		{name: "version 8 is refused", version: "8", dropQueue: true,
-			wantErr: []string{`"8"`, "not supported", "delete the file"}, wantVersion: "8"},
+		{name: "version 9 is refused", version: "9", drop: []string{"stitchq", "relq"},
+			wantErr: []string{`"9"`, "not supported", "delete the file"}, wantVersion: "9"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -592,7 +594,7 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			rewriteMeta(t, path, tc.version, tc.dropQueue)
+			rewriteMeta(t, path, tc.version, tc.drop...)
 			if tc.staleCount {
 				addFacetCount(t, path, "relations.ownerof\x00component:default/a\x00component:default/a")
 			}
@@ -608,9 +610,13 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 						t.Errorf("Open error %q does not mention %q", err, w)
 					}
 				}
-				v, hasQueue := readMeta(t, path, "stitchq")
+				v, _ := readMeta(t, path, "")
 				eq(t, "version on file", v, tc.wantVersion)
-				eq(t, "stitchq created", hasQueue, !tc.dropQueue)
+				for _, name := range tc.drop {
+					if _, has := readMeta(t, path, name); has {
+						t.Errorf("refusing the file created bucket %s", name)
+					}
+				}
 				return
 			}
 			if err != nil {
@@ -631,20 +637,24 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			v, hasQueue := readMeta(t, path, "stitchq")
+			v, _ := readMeta(t, path, "")
 			eq(t, "version on file", v, tc.wantVersion)
-			eq(t, "stitchq exists", hasQueue, true)
+			for _, name := range tc.drop {
+				if _, has := readMeta(t, path, name); !has {
+					t.Errorf("bucket %s was not created", name)
+				}
+			}
 		})
 	}
 }
 
-// rewriteMeta sets the schema version of a closed file, and optionally
-// removes its stitchq bucket.
-func rewriteMeta(t *testing.T, path, version string, dropQueue bool) {
+// rewriteMeta sets the schema version of a closed file and removes the
+// buckets named in drop.
+func rewriteMeta(t *testing.T, path, version string, drop ...string) {
 	t.Helper()
 	updateFile(t, path, func(root *bolt.Bucket) error {
-		if dropQueue {
-			if err := root.DeleteBucket([]byte("stitchq")); err != nil {
+		for _, name := range drop {
+			if err := root.DeleteBucket([]byte(name)); err != nil {
 				return err
 			}
 		}

@@ -189,3 +189,36 @@ func (w *writer) index(ref string, body []byte) error {
 	}
 	return w.searchRef.Put([]byte(ref), enc)
 }
+
+// RelationLog reports what relq holds: the deferred commits' records and
+// their row writes, not yet applied to bysource.
+func (d *DB) RelationLog() (records, writes int, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		keys, ops, err := loadRelQ(open(tx).relQ, 0)
+		records, writes = len(keys), len(ops)
+		return err
+	})
+	return records, writes, err
+}
+
+// BySourceRows lists the bysource rows served on source, each
+// "type ‖ 0 ‖ target ‖ 0 ‖ origin".
+func (d *DB) BySourceRows(source string) (rows []string, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		pre := prefix(source)
+		c := open(tx).bySource.Cursor()
+		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
+			rows = append(rows, string(k[len(pre):]))
+		}
+		return nil
+	})
+	return rows, err
+}
+
+// SetRelQChunk sets how many logged row writes one transaction of
+// StitchPending applies, and returns the restore.
+func SetRelQChunk(n int) (restore func()) {
+	old := relQChunk
+	relQChunk = n
+	return func() { relQChunk = old }
+}

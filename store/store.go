@@ -21,6 +21,8 @@
 //	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte count   rows per value
 //	           path ‖ 1 → 8-byte count               entities with a value under path
 //	stitchq    ref → ""                           final entities to rebuild (deferred stitching)
+//	relq       8-byte big-endian sequence → the bysource writes of one
+//	           deferred commit, applied before the next stitch (relations.go)
 //
 // search, searchref and facets are the flattened served entities of
 // reference §2.7, written in the stitch transaction: search.go documents
@@ -45,7 +47,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "7"
+const schemaVersion = "8"
 
 var (
 	rootBucket      = []byte("v1")
@@ -63,10 +65,11 @@ var (
 	searchRefBucket = []byte("searchref")
 	facetsBucket    = []byte("facets")
 	stitchQBucket   = []byte("stitchq")
+	relQBucket      = []byte("relq")
 
 	allBuckets = [][]byte{metaBucket, stateBucket, queueBucket, scheduleBucket, edgesBucket, parentsBucket,
 		bySourceBucket, finalBucket, uidsBucket, errorsBucket,
-		searchBucket, searchRefBucket, facetsBucket, stitchQBucket}
+		searchBucket, searchRefBucket, facetsBucket, stitchQBucket, relQBucket}
 )
 
 // ProviderPrefix marks the parent key of root entities: a root is a child of
@@ -170,11 +173,14 @@ func (d *DB) init() error {
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
-		case string(v) == "5", string(v) == "6":
-			// Version 5 lacks the stitchq bucket, created above; both
-			// count the facets that version 7 leaves uncounted.
-			if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
-				return fmt.Errorf("upgrade from schema version %s: %w", v, err)
+		case string(v) == "5", string(v) == "6", string(v) == "7":
+			// Version 5 lacks the stitchq bucket and version 7 the relq
+			// bucket, created above; 5 and 6 count the facets that
+			// version 7 leaves uncounted.
+			if string(v) != "7" {
+				if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
+					return fmt.Errorf("upgrade from schema version %s: %w", v, err)
+				}
 			}
 			return meta.Put([]byte("version"), []byte(schemaVersion))
 		case string(v) != schemaVersion:
@@ -237,14 +243,14 @@ type buckets struct {
 	state, queue, schedule, edges, parents *bolt.Bucket
 	bySource, final, uids, errs            *bolt.Bucket
 	search, searchRef, facets              *bolt.Bucket
-	stitchQ                                *bolt.Bucket
+	stitchQ, relQ                          *bolt.Bucket
 }
 
 func open(tx *bolt.Tx) *buckets {
 	b := openBuckets(tx)
 	if tx.Writable() {
 		for _, x := range []*bolt.Bucket{b.state, b.queue, b.schedule, b.edges, b.parents, b.bySource,
-			b.final, b.uids, b.errs, b.search, b.searchRef, b.facets, b.stitchQ} {
+			b.final, b.uids, b.errs, b.search, b.searchRef, b.facets, b.stitchQ, b.relQ} {
 			x.FillPercent = fillPercent
 		}
 	}
@@ -275,5 +281,6 @@ func openBuckets(tx *bolt.Tx) *buckets {
 		searchRef: r.Bucket(searchRefBucket),
 		facets:    r.Bucket(facetsBucket),
 		stitchQ:   r.Bucket(stitchQBucket),
+		relQ:      r.Bucket(relQBucket),
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -44,7 +43,7 @@ func (d *DB) updateStitch(fn func(w *writer) error, deferStitch bool) (CommitSta
 		if err := fn(w); err != nil {
 			return err
 		}
-		if err := w.flushRelations(); err != nil {
+		if err := w.flushRelations(deferStitch); err != nil {
 			return err
 		}
 		if deferStitch {
@@ -196,6 +195,15 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 		b = d.prepareStitches("", limit)
 		<-b.done
 	}
+	if b.err == nil && b.relations {
+		// Deferred commits logged relation rows since the last stitch:
+		// apply them, then build the batch on top of them.
+		if err := d.applyRelQ(); err != nil {
+			return stats, false, err
+		}
+		b = d.prepareStitches("", limit)
+		<-b.done
+	}
 	if b.err != nil || len(b.refs) == 0 {
 		return stats, false, b.err
 	}
@@ -272,12 +280,14 @@ var (
 // stitchBatch is a batch of StitchPending: up to limit refs of stitchq
 // after a given ref, read at snapshot snap, with their final entities
 // when prepared (parts, in ref order; nil when left to the write
-// transaction). done is closed when the fields are set.
+// transaction). relations says that relq held rows at snap, which the
+// batch is not prepared without. done is closed when the fields are set.
 type stitchBatch struct {
 	limit       int
 	refs        []string
 	snap        int
 	keepOrphans bool
+	relations   bool
 	parts       []*stitchPart
 	err         error
 	done        chan struct{}
@@ -314,6 +324,10 @@ func (d *DB) prepareStitches(after string, limit int) *stitchBatch {
 			}
 			for ; k != nil && len(b.refs) < limit; k, _ = c.Next() {
 				b.refs = append(b.refs, string(k))
+			}
+			if k, _ := bk.relQ.Cursor().First(); k != nil {
+				b.relations = true
+				return nil
 			}
 			n := min(stitchProcs(), len(b.refs)/minStitchesPerGoroutine)
 			if n < 1 {
@@ -901,86 +915,6 @@ func (w *writer) deleteOne(ref string) error {
 		}
 	}
 	delete(w.stitch, ref)
-	return nil
-}
-
-// syncRelations makes the relations owned by st (its origin) equal to
-// rels, touching only the bysource rows that differ, and marks the sources
-// of changed rows for stitching. The owned list lives in the state record
-// (written by the caller), so a relation costs one key, not two.
-func (w *writer) syncRelations(st *State, rels []Relation) error {
-	cmpRel := func(a, b Relation) int {
-		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.Type, b.Type), strings.Compare(a.Target, b.Target))
-	}
-	want := slices.Clone(rels)
-	slices.SortFunc(want, cmpRel)
-	want = slices.CompactFunc(want, func(a, b Relation) bool { return a == b })
-	old := st.Relations
-	i, j := 0, 0
-	for i < len(old) || j < len(want) {
-		var c int
-		switch {
-		case i == len(old):
-			c = 1
-		case j == len(want):
-			c = -1
-		default:
-			c = cmpRel(old[i], want[j])
-		}
-		switch {
-		case c == 0:
-			i, j = i+1, j+1
-		case c < 0:
-			r := old[i]
-			w.queueRelation(join(r.Source, r.Type, r.Target, st.Ref), false)
-			w.stitch[r.Source] = struct{}{}
-			i++
-		default:
-			r := want[j]
-			w.queueRelation(join(r.Source, r.Type, r.Target, st.Ref), true)
-			w.stitch[r.Source] = struct{}{}
-			j++
-		}
-	}
-	if len(want) == 0 {
-		want = nil
-	}
-	st.Relations = want
-	return nil
-}
-
-// relOp is a pending write of a bysource row: a put, or a delete.
-type relOp struct {
-	key []byte
-	put bool
-	seq int
-}
-
-func (w *writer) queueRelation(key []byte, put bool) {
-	w.relOps = append(w.relOps, relOp{key: key, put: put, seq: len(w.relOps)})
-}
-
-// flushRelations applies the pending bysource writes in key order. A
-// batch's reverse relations (a group's ownerOf, a system's hasPart) land
-// all over the bucket; sorted, consecutive writes reuse the B+tree path
-// just walked. Two writes to one key keep their order. It runs before
-// anything in the transaction reads bysource (stitching).
-func (w *writer) flushRelations() error {
-	slices.SortFunc(w.relOps, func(a, b relOp) int {
-		return cmp.Or(bytes.Compare(a.key, b.key), a.seq-b.seq)
-	})
-	for _, op := range w.relOps {
-		var err error
-		if op.put {
-			err = w.bySource.Put(op.key, nil)
-		} else {
-			err = w.bySource.Delete(op.key)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	w.relOps = w.relOps[:0]
 	return nil
 }
 

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Relation rows, and when they are written.
+//
+// A relation is served on its source, so bysource is keyed by source and a
+// stitch reads one run of it. But the entities of one commit emit
+// relations whose sources lie all over the catalog: each component adds
+// an ownerOf row to its owner's run, a hasPart row to its system's. Written
+// where they belong, a 500-entity commit dirtied about a thousand leaf
+// pages of bysource, which were most of the 5.5 GB a 100k cold ingest
+// wrote before stitching. Those rows are read only by stitching, so a
+// deferred commit (which stitches nothing) appends its row writes to relq
+// as one record instead, keyed by sequence: one sequential Put. They reach
+// bysource, merged in key order, before anything reads it: StitchPending
+// applies relq in transactions of up to relQChunk writes before it
+// prepares a batch, and a transaction that stitches applies all of relq
+// first (writer.flushRelations).
+//
+// Summarize counts only applied rows; the rows still in relq belong to
+// changes whose final entities are not stitched yet either.
+
+// relQChunk bounds the row writes one transaction of applyRelQ makes
+// (whole records, at least one); a var so that tests can make it small.
+var relQChunk = 100_000
+
+// syncRelations makes the relations owned by st (its origin) equal to
+// rels, touching only the bysource rows that differ, and marks the sources
+// of changed rows for stitching. The owned list lives in the state record
+// (written by the caller), so a relation costs one key, not two.
+func (w *writer) syncRelations(st *State, rels []Relation) error {
+	cmpRel := func(a, b Relation) int {
+		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.Type, b.Type), strings.Compare(a.Target, b.Target))
+	}
+	want := slices.Clone(rels)
+	slices.SortFunc(want, cmpRel)
+	want = slices.CompactFunc(want, func(a, b Relation) bool { return a == b })
+	old := st.Relations
+	i, j := 0, 0
+	for i < len(old) || j < len(want) {
+		var c int
+		switch {
+		case i == len(old):
+			c = 1
+		case j == len(want):
+			c = -1
+		default:
+			c = cmpRel(old[i], want[j])
+		}
+		switch {
+		case c == 0:
+			i, j = i+1, j+1
+		case c < 0:
+			r := old[i]
+			w.queueRelation(join(r.Source, r.Type, r.Target, st.Ref), false)
+			w.stitch[r.Source] = struct{}{}
+			i++
+		default:
+			r := want[j]
+			w.queueRelation(join(r.Source, r.Type, r.Target, st.Ref), true)
+			w.stitch[r.Source] = struct{}{}
+			j++
+		}
+	}
+	if len(want) == 0 {
+		want = nil
+	}
+	st.Relations = want
+	return nil
+}
+
+// relOp is a pending write of a bysource row: a put, or a delete.
+type relOp struct {
+	key []byte
+	put bool
+	seq int
+}
+
+func (w *writer) queueRelation(key []byte, put bool) {
+	w.relOps = append(w.relOps, relOp{key: key, put: put, seq: len(w.relOps)})
+}
+
+// flushRelations ends a transaction's relation-row writes: it logs them to
+// relq when the transaction defers stitching, or applies them, after
+// everything relq holds, when it stitches (and so reads bysource).
+func (w *writer) flushRelations(deferStitch bool) error {
+	if deferStitch {
+		return w.logRelations()
+	}
+	keys, logged, err := loadRelQ(w.relQ, 0)
+	if err != nil {
+		return err
+	}
+	base := len(logged)
+	for _, op := range w.relOps {
+		op.seq += base
+		logged = append(logged, op)
+	}
+	if err := writeRelOps(w.bySource, logged); err != nil {
+		return err
+	}
+	w.relOps = w.relOps[:0]
+	return deleteKeys(w.relQ, keys)
+}
+
+// logRelations appends the transaction's row writes to relq as one record:
+// for each write in key order, a put (1) or delete (0) byte, the key's
+// length as a uvarint, and the key.
+func (w *writer) logRelations() error {
+	if len(w.relOps) == 0 {
+		return nil
+	}
+	sortRelOps(w.relOps)
+	var rec []byte
+	for _, op := range w.relOps {
+		flag := byte(0)
+		if op.put {
+			flag = 1
+		}
+		rec = append(rec, flag)
+		rec = binary.AppendUvarint(rec, uint64(len(op.key)))
+		rec = append(rec, op.key...)
+	}
+	seq, err := w.relQ.NextSequence()
+	if err != nil {
+		return err
+	}
+	w.relOps = w.relOps[:0]
+	return w.relQ.Put(binary.BigEndian.AppendUint64(nil, seq), rec)
+}
+
+// loadRelQ decodes relq's records from the first, in order, until at least
+// limit writes are loaded (limit <= 0: all of them). The writes' seq
+// follows the log's order, and their keys point into the transaction's
+// memory; keys are the records read, to delete once applied.
+func loadRelQ(q *bolt.Bucket, limit int) (keys [][]byte, ops []relOp, err error) {
+	c := q.Cursor()
+	for k, v := c.First(); k != nil && (limit <= 0 || len(ops) < limit); k, v = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+		for len(v) > 0 {
+			n, w := binary.Uvarint(v[1:])
+			if w <= 0 || uint64(len(v)-1-w) < n {
+				return nil, nil, fmt.Errorf("relq record %x is truncated: %w", k, errCorrupt)
+			}
+			key := v[1+w : 1+w+int(n)]
+			ops = append(ops, relOp{key: key, put: v[0] == 1, seq: len(ops)})
+			v = v[1+w+int(n):]
+		}
+	}
+	return keys, ops, nil
+}
+
+// writeRelOps applies row writes to bysource in key order: consecutive
+// writes reuse the B+tree path just walked. Two writes to one key keep
+// their order.
+func writeRelOps(bySource *bolt.Bucket, ops []relOp) error {
+	sortRelOps(ops)
+	for _, op := range ops {
+		var err error
+		if op.put {
+			err = bySource.Put(op.key, nil)
+		} else {
+			err = bySource.Delete(op.key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortRelOps(ops []relOp) {
+	slices.SortFunc(ops, func(a, b relOp) int {
+		return cmp.Or(bytes.Compare(a.key, b.key), a.seq-b.seq)
+	})
+}
+
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyRelQ applies the relation rows logged in relq to bysource, in
+// transactions of up to relQChunk writes, so that a stitch prepared after
+// it reads every relation.
+func (d *DB) applyRelQ() error {
+	for more := true; more; {
+		err := d.boltUpdate(func(tx *bolt.Tx) error {
+			b := open(tx)
+			keys, ops, err := loadRelQ(b.relQ, relQChunk)
+			if err != nil {
+				return err
+			}
+			if err := writeRelOps(b.bySource, ops); err != nil {
+				return err
+			}
+			if err := deleteKeys(b.relQ, keys); err != nil {
+				return err
+			}
+			k, _ := b.relQ.Cursor().First()
+			more = k != nil
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("apply logged relations: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package store_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/catalog-pipeline/pipeline/store"
+)
+
+// A deferred commit logs its relation rows to relq; they reach bysource,
+// in the order they were written, before anything stitches.
+
+const (
+	relLoc   = "location:default/loc"
+	relGroup = "group:default/team"
+	relC     = "component:default/c"
+	relD     = "component:default/d"
+)
+
+// relCatalog is a location with a group and two components, all served
+// without relations.
+func relCatalog(t *testing.T) *store.DB {
+	t.Helper()
+	db := openDB(t)
+	applyRoots(t, db, child(relLoc, prov))
+	commit(t, db, ok(relLoc, "loc", nil, child(relGroup, "url:loc"), child(relC, "url:loc"), child(relD, "url:loc")))
+	commit(t, db, ok(relGroup, "g", nil), ok(relC, "c", nil), ok(relD, "d", nil))
+	return db
+}
+
+func owned(c, group string) []store.Relation {
+	return []store.Relation{rel(c, "ownedBy", group), rel(group, "ownerOf", c)}
+}
+
+func relationLog(t *testing.T, db *store.DB) (records, writes int) {
+	t.Helper()
+	records, writes, err := db.RelationLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return records, writes
+}
+
+func bySourceRows(t *testing.T, db *store.DB, source string) []string {
+	t.Helper()
+	rows, err := db.BySourceRows(source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestDeferredRelationsWaitInTheLog(t *testing.T) {
+	db := relCatalog(t)
+	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+
+	records, writes := relationLog(t, db)
+	eq(t, "log after the deferred commit", [2]int{records, writes}, [2]int{1, 2})
+	eq(t, "group rows before stitching", bySourceRows(t, db, relGroup), []string(nil))
+
+	drainStitches(t, db, 10)
+	records, writes = relationLog(t, db)
+	eq(t, "log after stitching", [2]int{records, writes}, [2]int{0, 0})
+	eq(t, "group rows", bySourceRows(t, db, relGroup), []string{"ownerOf\x00" + relC + "\x00" + relC})
+	eq(t, "component rows", bySourceRows(t, db, relC), []string{"ownedBy\x00" + relGroup + "\x00" + relC})
+	s, _, _ := mustFinal(t, db, relGroup)
+	eq(t, "group relations", s.Relations, []servedRel{{"ownerOf", relC}})
+	checkIndex(t, db, "stitched")
+}
+
+// TestLoggedRelationsApplyInOrder writes the same rows again and again in
+// successive deferred commits: only applying the records in order, and a
+// stitching commit's own writes after them, leaves the right rows.
+func TestLoggedRelationsApplyInOrder(t *testing.T) {
+	for _, chunk := range []int{1, 1000} {
+		for _, mode := range stitchModes {
+			for _, finish := range []string{"stitch", "commit"} {
+				t.Run(fmt.Sprintf("chunk=%d/%s/%s", chunk, mode.name, finish), func(t *testing.T) {
+					defer store.SetRelQChunk(chunk)()
+					defer store.SetStitchPreparation(mode.minPerGoroutine, mode.procs, nil)()
+					db := relCatalog(t)
+					commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+					commitDeferred(t, db, ok(relC, "c3", nil))
+					commitDeferred(t, db, ok(relC, "c4", owned(relC, relGroup)))
+					commitDeferred(t, db, ok(relC, "c5", nil))
+					commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+					want := []servedRel{{"ownerOf", relD}}
+					if finish == "commit" {
+						// A commit that stitches applies the log, then its
+						// own writes, which drop what the log added.
+						commit(t, db, ok(relD, "d3", nil))
+						want = []servedRel{}
+						records, _ := relationLog(t, db)
+						eq(t, "records left by the stitching commit", records, 0)
+					}
+					_, calls := drainStitches(t, db, 2)
+					records, _ := relationLog(t, db)
+					eq(t, "records left", records, 0)
+					if n := db.PreparedStitchBatches(); mode.minPerGoroutine == 1 && n != calls {
+						// StitchPending applies the log before it prepares.
+						t.Errorf("%d of %d batches were prepared", n, calls)
+					}
+					s, _, _ := mustFinal(t, db, relGroup)
+					eq(t, "group relations", s.Relations, want)
+					eq(t, "component c relations", mustRelations(t, db, relC), []servedRel{})
+					checkIndex(t, db, "stitched")
+				})
+			}
+		}
+	}
+}
+
+func mustRelations(t *testing.T, db *store.DB, ref string) []servedRel {
+	t.Helper()
+	s, _, _ := mustFinal(t, db, ref)
+	return s.Relations
+}
+
+// TestRelationsLoggedDuringPreparation: a deferred commit lands between
+// the preparation of a batch and its write transaction; the batch is then
+// stitched in the write transaction, which applies the new record first.
+func TestRelationsLoggedDuringPreparation(t *testing.T) {
+	db := relCatalog(t)
+	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+	once := false
+	defer store.SetStitchPreparation(1, 1, func() {
+		if !once {
+			once = true
+			commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+		}
+	})()
+	drainStitches(t, db, math.MaxInt32)
+	if !once {
+		t.Fatal("the hook between preparation and writing never ran")
+	}
+	eq(t, "group relations", mustRelations(t, db, relGroup), []servedRel{{"ownerOf", relC}, {"ownerOf", relD}})
+	eq(t, "component d relations", mustRelations(t, db, relD), []servedRel{{"ownedBy", relGroup}})
+	records, _ := relationLog(t, db)
+	eq(t, "records left", records, 0)
+	checkIndex(t, db, "stitched")
+}
