@@ -121,7 +121,11 @@ func (w *writer) logRelations() error {
 		return nil
 	}
 	sortRelOps(w.relOps)
-	var rec []byte
+	size := 0
+	for _, op := range w.relOps {
+		size += 1 + binary.MaxVarintLen64 + len(op.key)
+	}
+	rec := make([]byte, 0, size)
 	for _, op := range w.relOps {
 		flag := byte(0)
 		if op.put {

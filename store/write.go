@@ -293,6 +293,10 @@ type stitchBatch struct {
 	done        chan struct{}
 }
 
+// rowsPerEntity is about how many search rows a new entity of a typical
+// catalog has (the generated one: 25).
+const rowsPerEntity = 28
+
 // stitchPart is the work of one preparing goroutine: a run of consecutive
 // refs, so that the parts applied in order keep the batch in ref order.
 type stitchPart struct {
@@ -337,9 +341,13 @@ func (d *DB) prepareStitches(after string, limit int) *stitchBatch {
 			failed := make([]bool, n)
 			var wg sync.WaitGroup
 			for i := range n {
-				part := &stitchPart{}
-				parts[i] = part
 				chunk := b.refs[i*len(b.refs)/n : (i+1)*len(b.refs)/n]
+				part := &stitchPart{}
+				// Sized for a cold entity's ~25 rows: growing the slice by
+				// doubling copied it (and ran GC write barriers on it)
+				// about as many times again.
+				part.buf.searchOps = make([]searchOp, 0, rowsPerEntity*len(chunk))
+				parts[i] = part
 				wg.Go(func() {
 					for _, ref := range chunk {
 						s, err := part.buf.prepareStitch(bk, b.keepOrphans, ref)
