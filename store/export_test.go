@@ -194,7 +194,7 @@ func (w *writer) index(ref string, body []byte) error {
 // their row writes, not yet applied to bysource.
 func (d *DB) RelationLog() (records, writes int, err error) {
 	err = d.bolt.View(func(tx *bolt.Tx) error {
-		keys, ops, err := loadRelQ(open(tx).relQ, 0)
+		keys, ops, err := loadRelQ(open(tx).relQ, 0, nil)
 		records, writes = len(keys), len(ops)
 		return err
 	})
@@ -216,9 +216,10 @@ func (d *DB) BySourceRows(source string) (rows []string, err error) {
 }
 
 // SetRelQChunk sets how many logged row writes one transaction of
-// StitchPending applies, and returns the restore.
-func SetRelQChunk(n int) (restore func()) {
-	old := relQChunk
-	relQChunk = n
-	return func() { relQChunk = old }
+// StitchPending applies and a hook run after each such transaction, and
+// returns the restore.
+func SetRelQChunk(n int, after func()) (restore func()) {
+	old, oldAfter := relQChunk, afterRelQChunk
+	relQChunk, afterRelQChunk = n, after
+	return func() { relQChunk, afterRelQChunk = old, oldAfter }
 }

@@ -34,6 +34,10 @@ import (
 // (whole records, at least one); a var so that tests can make it small.
 var relQChunk = 100_000
 
+// afterRelQChunk, when a test sets it, runs after each transaction of
+// applyRelQ.
+var afterRelQChunk func()
+
 // syncRelations makes the relations owned by st (its origin) equal to
 // rels, touching only the bysource rows that differ, and marks the sources
 // of changed rows for stitching. The owned list lives in the state record
@@ -97,7 +101,7 @@ func (w *writer) flushRelations(deferStitch bool) error {
 	if deferStitch {
 		return w.logRelations()
 	}
-	keys, logged, err := loadRelQ(w.relQ, 0)
+	keys, logged, err := loadRelQ(w.relQ, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -144,12 +148,13 @@ func (w *writer) logRelations() error {
 }
 
 // loadRelQ decodes relq's records from the first, in order, until at least
-// limit writes are loaded (limit <= 0: all of them). The writes' seq
-// follows the log's order, and their keys point into the transaction's
-// memory; keys are the records read, to delete once applied.
-func loadRelQ(q *bolt.Bucket, limit int) (keys [][]byte, ops []relOp, err error) {
+// limit writes are loaded (limit <= 0: all of them) or past the record
+// upTo (nil: the last). The writes' seq follows the log's order, and their
+// keys point into the transaction's memory; keys are the records read, to
+// delete once applied.
+func loadRelQ(q *bolt.Bucket, limit int, upTo []byte) (keys [][]byte, ops []relOp, err error) {
 	c := q.Cursor()
-	for k, v := c.First(); k != nil && (limit <= 0 || len(ops) < limit); k, v = c.Next() {
+	for k, v := c.First(); k != nil && (limit <= 0 || len(ops) < limit) && (upTo == nil || bytes.Compare(k, upTo) <= 0); k, v = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 		for len(v) > 0 {
 			n, w := binary.Uvarint(v[1:])
@@ -200,12 +205,23 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 
 // applyRelQ applies the relation rows logged in relq to bysource, in
 // transactions of up to relQChunk writes, so that a stitch prepared after
-// it reads every relation.
+// it reads every relation. It stops at the record that was last when it
+// began: commits running meanwhile cannot keep it going, and StitchPending
+// leaves their rows to the write transaction.
 func (d *DB) applyRelQ() error {
+	var upTo []byte
 	for more := true; more; {
 		err := d.boltUpdate(func(tx *bolt.Tx) error {
 			b := open(tx)
-			keys, ops, err := loadRelQ(b.relQ, relQChunk)
+			if upTo == nil {
+				last, _ := b.relQ.Cursor().Last()
+				if last == nil {
+					more = false
+					return nil
+				}
+				upTo = bytes.Clone(last)
+			}
+			keys, ops, err := loadRelQ(b.relQ, relQChunk, upTo)
 			if err != nil {
 				return err
 			}
@@ -216,11 +232,14 @@ func (d *DB) applyRelQ() error {
 				return err
 			}
 			k, _ := b.relQ.Cursor().First()
-			more = k != nil
+			more = k != nil && bytes.Compare(k, upTo) <= 0
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("apply logged relations: %w", err)
+		}
+		if afterRelQChunk != nil {
+			afterRelQChunk()
 		}
 	}
 	return nil

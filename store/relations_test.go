@@ -77,7 +77,7 @@ func TestLoggedRelationsApplyInOrder(t *testing.T) {
 		for _, mode := range stitchModes {
 			for _, finish := range []string{"stitch", "commit"} {
 				t.Run(fmt.Sprintf("chunk=%d/%s/%s", chunk, mode.name, finish), func(t *testing.T) {
-					defer store.SetRelQChunk(chunk)()
+					defer store.SetRelQChunk(chunk, nil)()
 					defer store.SetStitchPreparation(mode.minPerGoroutine, mode.procs, nil)()
 					db := relCatalog(t)
 					commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
@@ -138,5 +138,33 @@ func TestRelationsLoggedDuringPreparation(t *testing.T) {
 	eq(t, "component d relations", mustRelations(t, db, relD), []servedRel{{"ownedBy", relGroup}})
 	records, _ := relationLog(t, db)
 	eq(t, "records left", records, 0)
+	checkIndex(t, db, "stitched")
+}
+
+// TestRelationsLoggedWhileApplying: deferred commits keep logging while
+// StitchPending applies the log; it applies what was there when it began
+// and leaves the rest to its write transaction, which applies it first.
+func TestRelationsLoggedWhileApplying(t *testing.T) {
+	db := relCatalog(t)
+	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+	commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+	applied := 0
+	defer store.SetRelQChunk(1, func() {
+		applied++
+		if applied > 10 {
+			t.Fatal("applying the log does not end")
+		}
+		// Every applied record is followed by a new one: d drops its
+		// ownerOf row, then adds it back.
+		commitDeferred(t, db, ok(relD, fmt.Sprintf("d%d", applied+2), owned(relD, relGroup)[:(applied+1)%2+1]))
+	})()
+	defer store.SetStitchPreparation(1, 1, nil)()
+	drainStitches(t, db, 100)
+	eq(t, "transactions applying the log", applied, 2)
+	records, _ := relationLog(t, db)
+	eq(t, "records left", records, 0)
+	// The last commit (d4) added d's ownerOf row back.
+	eq(t, "group relations", mustRelations(t, db, relGroup), []servedRel{{"ownerOf", relC}, {"ownerOf", relD}})
+	eq(t, "component d relations", mustRelations(t, db, relD), []servedRel{{"ownedBy", relGroup}})
 	checkIndex(t, db, "stitched")
 }
