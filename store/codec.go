@@ -116,6 +116,45 @@ func decodeStateParts(ref string, v []byte, processed bool) (*State, error) {
 	return st, nil
 }
 
+// stitchInputs are the parts of a state record a final entity is built
+// from. processed points into the record's memory (bbolt's, valid only in
+// its transaction): it is read, not kept.
+type stitchInputs struct {
+	uid       string
+	processed []byte
+	errors    []catalog.SerializedError
+}
+
+// peekStitchInputs reads the parts of a state record that stitching uses,
+// without copying the entities or decoding the rest: stitching reads every
+// changed entity's record, and decodeState's copies of its unprocessed and
+// processed entities were most of what the preparing goroutines allocated.
+func peekStitchInputs(ref string, v []byte) (stitchInputs, error) {
+	var in stitchInputs
+	if len(v) == 0 || v[0] != stateCodecVersion {
+		return in, fmt.Errorf("decode state of %s: %w (unknown version)", ref, errCorrupt)
+	}
+	d := decoder{b: v[1:]}
+	in.uid = d.str()
+	d.raw() // pipeline
+	d.raw() // unprocessed
+	d.raw() // unprocessed hash
+	if p := d.raw(); len(p) > 0 {
+		in.processed = p
+	}
+	d.raw() // result hash
+	if n := d.count(); n > 0 {
+		in.errors = make([]catalog.SerializedError, n)
+		for i := range in.errors {
+			in.errors[i] = catalog.SerializedError{Name: d.str(), Message: d.str(), Stack: d.str()}
+		}
+	}
+	if d.err != nil {
+		return stitchInputs{}, fmt.Errorf("decode state of %s: %w", ref, d.err)
+	}
+	return in, nil
+}
+
 // peekHashes reads a state record's unprocessed and result hashes only,
 // for commits that need nothing else.
 func peekHashes(v []byte) (unprocessedHash, resultHash []byte, err error) {

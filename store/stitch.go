@@ -91,14 +91,19 @@ func (w *writer) applyStitch(s *stitched) error {
 // prepareStitch builds ref's final entity from what b holds and queues its
 // search index changes in w; nil when its etag did not change or it has no
 // processed form. It only reads b, and everything it returns or queues is
-// copied out of bbolt's memory, so it can run on a read transaction that
-// ends before the result is written.
+// copied out of bbolt's memory (the processed entity is read in place, into
+// the new final entity and its hash), so it can run on a read transaction
+// that ends before the result is written.
 func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*stitched, error) {
-	st, err := b.getState(ref)
-	if err != nil || st == nil || st.Processed == nil {
+	v := b.state.Get([]byte(ref))
+	if v == nil {
+		return nil, nil
+	}
+	st, err := peekStitchInputs(ref, v)
+	if err != nil || st.processed == nil {
 		return nil, err
 	}
-	p := st.Processed
+	p := st.processed
 	mi := bytes.Index(p, metadataKey)
 	if mi < 0 || len(p) < 2 || p[len(p)-1] != '}' {
 		return nil, fmt.Errorf("processed entity is not an object with metadata")
@@ -131,14 +136,14 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 		h.Write(b)
 	}
 	part(p)
-	part([]byte(st.UID))
+	part([]byte(st.uid))
 	if orphan {
 		part([]byte(catalog.AnnotationOrphan))
 	}
 	for _, r := range rels {
 		part(r)
 	}
-	for _, e := range st.Errors {
+	for _, e := range st.errors {
 		part([]byte(e.Name))
 		part([]byte(e.Message))
 	}
@@ -155,7 +160,7 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 	out = append(out, `"etag":"`...)
 	out = append(out, etag...)
 	out = append(out, `","uid":`...)
-	out = appendJSONString(out, st.UID)
+	out = appendJSONString(out, st.uid)
 	rest := p[mEnd : len(p)-1]
 	if orphan {
 		out = append(out, `,"annotations":{"`+catalog.AnnotationOrphan+`":"true"`...)
@@ -187,9 +192,9 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 		out = append(out, '}')
 	}
 	out = append(out, ']')
-	if len(st.Errors) > 0 {
+	if len(st.errors) > 0 {
 		out = append(out, `,"status":{"items":[`...)
-		for i, e := range st.Errors {
+		for i, e := range st.errors {
 			if i > 0 {
 				out = append(out, ',')
 			}
