@@ -917,7 +917,8 @@ func (w *indexBuf) syncRows(ref string, old, rows []row) error {
 type indexBuf struct {
 	searchOps          []searchOp
 	arena              []byte
-	facetDelta         map[string]int64
+	facetDelta         map[string]*int64
+	key                []byte // scratch for facet keys
 	keys               map[string]string
 	oldFlags, newFlags []byte
 
@@ -950,8 +951,8 @@ func (w *indexBuf) sortSearch() {
 func (w *indexBuf) takeFacets() []facetOp {
 	run := make([]facetOp, 0, len(w.facetDelta))
 	for k, d := range w.facetDelta {
-		if d != 0 {
-			run = append(run, facetOp{k, d})
+		if *d != 0 {
+			run = append(run, facetOp{k, *d})
 		}
 	}
 	clear(w.facetDelta)
@@ -1067,20 +1068,30 @@ func (w *indexBuf) facet(r row, delta int64) {
 	if r.null() || uncountedFacets[r.path] {
 		return
 	}
-	w.countDelta(r.path+"\x00"+r.value+"\x00"+r.orig, delta)
+	w.key = append(append(append(append(append(w.key[:0], r.path...), 0), r.value...), 0), r.orig...)
+	w.countDelta(w.key, delta)
 }
 
 // valued records a change of the number of entities with a value under
 // path (the rows carrying rowMin).
 func (w *indexBuf) valued(path string, delta int64) {
-	w.countDelta(path+"\x01", delta)
+	w.key = append(append(w.key[:0], path...), 1)
+	w.countDelta(w.key, delta)
 }
 
-func (w *indexBuf) countDelta(key string, delta int64) {
-	if w.facetDelta == nil {
-		w.facetDelta = map[string]int64{}
+// countDelta adds delta to the pending change of the count at key. The
+// map holds pointers so that a key seen before (most are: a batch repeats
+// kind=component thousands of times) is found without making a string.
+func (w *indexBuf) countDelta(key []byte, delta int64) {
+	if p := w.facetDelta[string(key)]; p != nil {
+		*p += delta
+		return
 	}
-	w.facetDelta[key] += delta
+	if w.facetDelta == nil {
+		w.facetDelta = map[string]*int64{}
+	}
+	d := delta
+	w.facetDelta[string(key)] = &d
 }
 
 // flushIndex applies what the transaction's index maintenance deferred.

@@ -223,7 +223,10 @@ func TestIndexWritesOnlyChangedRows(t *testing.T) {
 				ops = append(ops, kind+" "+path+"="+val)
 			}
 			slices.Sort(ops)
-			facets = maps.Clone(w.facetDelta)
+			facets = map[string]int64{}
+			for k, d := range w.facetDelta {
+				facets[k] = *d
+			}
 			return w.flushIndex()
 		})
 		if err != nil {
