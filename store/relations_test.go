@@ -3,6 +3,7 @@ package store_test
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"testing"
 
 	"github.com/catalog-pipeline/pipeline/store"
@@ -167,4 +168,34 @@ func TestRelationsLoggedWhileApplying(t *testing.T) {
 	eq(t, "group relations", mustRelations(t, db, relGroup), []servedRel{{"ownerOf", relC}, {"ownerOf", relD}})
 	eq(t, "component d relations", mustRelations(t, db, relD), []servedRel{{"ownedBy", relGroup}})
 	checkIndex(t, db, "stitched")
+}
+
+// TestLoggedRelationsSurviveReopening: the log is part of the file, so
+// rows logged by a commit before the process stopped reach the served
+// entities after it starts again.
+func TestLoggedRelationsSurviveReopening(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyRoots(t, db, child(relLoc, prov))
+	commit(t, db, ok(relLoc, "loc", nil, child(relGroup, "url:loc"), child(relC, "url:loc")))
+	commit(t, db, ok(relGroup, "g", nil), ok(relC, "c", nil))
+	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	records, _ := relationLog(t, db)
+	eq(t, "records after reopening", records, 1)
+	drainStitches(t, db, 10)
+	eq(t, "group relations", mustRelations(t, db, relGroup), []servedRel{{"ownerOf", relC}})
+	eq(t, "component relations", mustRelations(t, db, relC), []servedRel{{"ownedBy", relGroup}})
+	checkIndex(t, db, "reopened")
 }
