@@ -183,14 +183,7 @@ func TestLoggedRelationsSurviveReopening(t *testing.T) {
 	commit(t, db, ok(relLoc, "loc", nil, child(relGroup, "url:loc"), child(relC, "url:loc")))
 	commit(t, db, ok(relGroup, "g", nil), ok(relC, "c", nil))
 	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err = store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = reopen(t, db, path)
 	defer db.Close()
 	records, _ := relationLog(t, db)
 	eq(t, "records after reopening", records, 1)

@@ -308,6 +308,20 @@ func readMeta(t *testing.T, path, bucket string) (version string, has bool) {
 	return version, has
 }
 
+// reopen closes db, the file at path, and opens it again, as a restart
+// of the process would.
+func reopen(t *testing.T, db *store.DB, path string) *store.DB {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // filePageSize is the page size the closed file at path was created with.
 func filePageSize(t *testing.T, path string) int {
 	t.Helper()
@@ -1526,14 +1540,7 @@ func TestReopenPersists(t *testing.T) {
 	commit(t, db, oa, failed(b, "b", catalog.SerializedError{Name: "InputError", Message: "m"}))
 	refs := []string{r, a, b}
 	before := snap(t, db, refs)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err = store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = reopen(t, db, path)
 	defer db.Close()
 	after := snap(t, db, refs)
 	eq(t, "snapshot after reopen", after, before)
