@@ -25,9 +25,12 @@ run-once: build
 	@mkdir -p $(dir $(DB))
 	./$(BIN) run --once --config $(CONFIG) --db $(DB)
 
+# The store's suite runs twice: the second time with its search index
+# split into segments by every write (STORE_SEGMENTS, store/segments.go).
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	STORE_SEGMENTS=1 $(GO) test -count=1 ./store/
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 # bench measures a real server on generated catalogs of 10k and 100k

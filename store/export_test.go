@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -48,7 +49,7 @@ func (d *DB) CheckIndex() error {
 		if err != nil {
 			return err
 		}
-		if err := sameBucket("search", b.search, search); err != nil {
+		if err := sameSearch(b, search); err != nil {
 			return err
 		}
 		if err := sameBucket("searchref", b.searchRef, searchRef); err != nil {
@@ -62,12 +63,38 @@ func (d *DB) CheckIndex() error {
 	})
 }
 
+// sameSearch compares the search index, its main bucket and segments
+// together, with want; a key held by two of them is an error too.
+func sameSearch(b *buckets, want map[string]string) error {
+	got := map[string]string{}
+	for _, bk := range append([]*bolt.Bucket{b.search}, b.segs...) {
+		err := bk.ForEach(func(k, v []byte) error {
+			if _, dup := got[string(k)]; dup {
+				return fmt.Errorf("search key %q is in two buckets", k)
+			}
+			got[string(k)] = string(v)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if b.tx.Bucket(rootBucket).Bucket(searchNextBucket) != nil {
+		return fmt.Errorf("a compaction's %s bucket was left behind", searchNextBucket)
+	}
+	return sameContent("search", got, want)
+}
+
 func sameBucket(name string, bk *bolt.Bucket, want map[string]string) error {
 	got := map[string]string{}
 	_ = bk.ForEach(func(k, v []byte) error {
 		got[string(k)] = string(v)
 		return nil
 	})
+	return sameContent(name, got, want)
+}
+
+func sameContent(name string, got, want map[string]string) error {
 	var diffs []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if g, ok := got[k]; !ok {
@@ -223,3 +250,50 @@ func SetRelQChunk(n int, after func()) (restore func()) {
 	relQChunk, afterRelQChunk = n, after
 	return func() { relQChunk, afterRelQChunk = old, oldAfter }
 }
+
+// STORE_SEGMENTS=1 runs the store's tests against a search index split
+// into segments: every transaction that adds rows writes a segment, three
+// of them are compacted, seven rows per transaction (make test runs both).
+func init() {
+	if os.Getenv("STORE_SEGMENTS") != "" {
+		segmentsAlways, maxSegments, compactChunk = true, 3, 7
+	}
+}
+
+// SearchSegments is the number of search segments, for tests of their
+// creation and compaction.
+func (d *DB) SearchSegments() (n int, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		n = len(open(tx).segs)
+		return nil
+	})
+	return n, err
+}
+
+// SegmentTuning is segments.go's tuning, for tests that choose when
+// segments are written and merged (Always off whatever STORE_SEGMENTS
+// says, unless set).
+type SegmentTuning struct {
+	MinOps, Max, Chunk, FullRatio int
+	Always                        bool
+}
+
+// DefaultSegmentTuning is the tuning the program runs with.
+var DefaultSegmentTuning = SegmentTuning{segmentMinOps, maxSegments, compactChunk, fullCompactRatio, false}
+
+// SetSegmentTuning sets the tuning until the returned function restores it.
+func SetSegmentTuning(s SegmentTuning) (restore func()) {
+	o := SegmentTuning{segmentMinOps, maxSegments, compactChunk, fullCompactRatio, segmentsAlways}
+	set := func(s SegmentTuning) {
+		segmentMinOps, maxSegments, compactChunk, fullCompactRatio, segmentsAlways = s.MinOps, s.Max, s.Chunk, s.FullRatio, s.Always
+	}
+	set(s)
+	return func() { set(o) }
+}
+
+// CompactSearch merges every search segment into the main bucket.
+func (d *DB) CompactSearch() error { return d.compactSearch(true) }
+
+// CompactionTxCount is how many of WriteTxCount's transactions compacted
+// search segments.
+func (d *DB) CompactionTxCount() int { return int(d.compactionTxs.Load()) }

@@ -558,7 +558,7 @@ func (q *querier) counter(k []byte) int {
 
 // all streams every served ref, from the reserved row.
 func (q *querier) all() iter {
-	return &groupIter{c: q.b.search.Cursor(), pre: []byte{0, 0}, isAll: true}
+	return &groupIter{c: q.b.searchCursor(), pre: []byte{0, 0}, isAll: true}
 }
 
 // group streams the refs with the row key = value: one run of the search
@@ -570,7 +570,7 @@ func (q *querier) group(key, value string) iter {
 		return emptyIter{}
 	}
 	pre := append(append(append([]byte(path), 0), val...), 0)
-	return &groupIter{c: q.b.search.Cursor(), pre: pre}
+	return &groupIter{c: q.b.searchCursor(), pre: pre}
 }
 
 // maxUnionGroups bounds the value groups merged lazily for Exists and
@@ -591,7 +591,7 @@ func (q *querier) scan(key, prefix string, exists bool) iter {
 	plen := len(path)
 	// Find the groups by jumping from one value to the next.
 	var groups [][]byte
-	c := q.b.search.Cursor()
+	c := q.b.searchCursor()
 	k, _ := c.Seek(start)
 	for k != nil && bytes.HasPrefix(k, start) && len(groups) <= maxUnionGroups {
 		val, _ := splitSearchKey(k, plen)
@@ -604,7 +604,7 @@ func (q *querier) scan(key, prefix string, exists bool) iter {
 	if len(groups) <= maxUnionGroups {
 		parts := make([]iter, len(groups))
 		for i, g := range groups {
-			parts[i] = &groupIter{c: q.b.search.Cursor(), pre: g}
+			parts[i] = &groupIter{c: q.b.searchCursor(), pre: g}
 		}
 		return union(parts)
 	}
@@ -645,7 +645,7 @@ func (q *querier) fullText(fields []string, term string) iter {
 			continue
 		}
 		pre := append([]byte(path), 0)
-		c := q.b.search.Cursor()
+		c := q.b.searchCursor()
 		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
 			val, ref := splitSearchKey(k, len(path))
 			if string(val) != nullValue && bytes.Contains(val, t) {
@@ -678,7 +678,7 @@ func isAll(it iter) bool { g, ok := it.(*groupIter); return ok && g.isAll }
 
 // groupIter streams the refs of the search keys starting with pre.
 type groupIter struct {
-	c     *bolt.Cursor
+	c     cursor
 	pre   []byte
 	isAll bool // the reserved row: every served ref
 	buf   []byte
@@ -981,14 +981,14 @@ func prefixEnd(pre []byte) []byte {
 }
 
 // seekBefore positions c on the last key < target.
-func seekBefore(c *bolt.Cursor, target []byte) ([]byte, []byte) {
+func seekBefore(c cursor, target []byte) ([]byte, []byte) {
 	if k, _ := c.Seek(target); k == nil {
 		return c.Last()
 	}
 	return c.Prev()
 }
 
-func step(c *bolt.Cursor, desc bool) ([]byte, []byte) {
+func step(c cursor, desc bool) ([]byte, []byte) {
 	if desc {
 		return c.Prev()
 	}
@@ -1012,7 +1012,7 @@ func (w *orderWalk) visit(after *Position, t *tester, fn func(value, ref []byte)
 		return
 	}
 	pre := append([]byte(w.path), 0)
-	c := w.q.b.search.Cursor()
+	c := w.q.b.searchCursor()
 	var k, v []byte
 	switch {
 	case after == nil && !w.desc:
@@ -1131,7 +1131,7 @@ func (q *querier) filteredFacets(path string, filter iter) []FacetCount {
 	}
 	if values, ok := q.facetValues(path); ok {
 		for _, val := range values {
-			g := &groupIter{c: q.b.search.Cursor(), pre: searchKey(nil, path, string(val), "")}
+			g := &groupIter{c: q.b.searchCursor(), pre: searchKey(nil, path, string(val), "")}
 			it := iter(g)
 			if !isAll(filter) {
 				it = &intersectIter{its: []iter{g, filter}}
@@ -1146,7 +1146,7 @@ func (q *querier) filteredFacets(path string, filter iter) []FacetCount {
 			t = &tester{it: filter}
 		}
 		pre := append([]byte(path), 0)
-		c := q.b.search.Cursor()
+		c := q.b.searchCursor()
 		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
 			val, ref := splitSearchKey(k, len(path))
 			if string(val) != nullValue && t.has(ref) {

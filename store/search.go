@@ -24,6 +24,9 @@ import (
 //	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte big-endian row count
 //	           path ‖ 1 → number of entities with a value under path
 //
+// Large stitch batches add their search rows as segments beside the search
+// bucket, which queries read merged with it (segments.go).
+//
 // The facet counts are keyed by the lowercased value before the original,
 // so that the count of an equality filter (totalItems of kind=component)
 // is the sum of a few adjacent keys instead of a walk of its rows. The
@@ -854,13 +857,13 @@ func (w *writer) unindex(ref string) error {
 func (w *indexBuf) syncRows(ref string, old, rows []row) error {
 	w.oldFlags = rowFlags(old, w.oldFlags)
 	w.newFlags = rowFlags(rows, w.newFlags)
-	put := func(i int) {
+	put := func(i int, fresh bool) {
 		r := rows[i]
 		fl := w.newFlags[i]
 		if r.orig != r.value && !r.null() {
 			fl |= rowOrig
 		}
-		w.queueRow(ref, r.path, r.value, true, fl, r.orig)
+		w.queueRow(ref, r.path, r.value, true, fresh, fl, r.orig)
 	}
 	i, j := 0, 0
 	for i < len(old) || j < len(rows) {
@@ -875,14 +878,14 @@ func (w *indexBuf) syncRows(ref string, old, rows []row) error {
 		}
 		switch {
 		case c < 0: // gone
-			w.queueRow(ref, old[i].path, old[i].value, false, 0, "")
+			w.queueRow(ref, old[i].path, old[i].value, false, false, 0, "")
 			w.facet(old[i], -1)
 			if w.oldFlags[i]&rowMin != 0 {
 				w.valued(old[i].path, -1)
 			}
 			i++
 		case c > 0: // new
-			put(j)
+			put(j, true)
 			w.facet(rows[j], 1)
 			if w.newFlags[j]&rowMin != 0 {
 				w.valued(rows[j].path, 1)
@@ -891,7 +894,7 @@ func (w *indexBuf) syncRows(ref string, old, rows []row) error {
 		default:
 			of, nf := w.oldFlags[i], w.newFlags[j]
 			if old[i].orig != rows[j].orig || of != nf {
-				put(j)
+				put(j, false)
 				if old[i].orig != rows[j].orig {
 					w.facet(old[i], -1)
 					w.facet(rows[j], 1)
@@ -992,11 +995,13 @@ func mergeRuns[T any](runs [][]T, cmp func(a, b T) int, visit func(T) error) err
 	}
 }
 
-// searchOp is a pending write to the search bucket: a put, or a delete when
-// value is nil.
+// searchOp is a pending write to the search index: a put, or a delete when
+// value is nil. fresh says that the key is in no bucket of the index (its
+// entity did not have the row), so a put needs no lookup (segments.go).
 type searchOp struct {
 	key, value []byte
 	seq        int
+	fresh      bool
 }
 
 // queueRow records the write of ref's row path = value: a put of flags ‖
@@ -1004,7 +1009,7 @@ type searchOp struct {
 //
 // Keys and values are cut from chunks that live as long as the
 // transaction: bbolt keeps the value slices until commit.
-func (w *indexBuf) queueRow(ref, path, value string, put bool, flags byte, orig string) {
+func (w *indexBuf) queueRow(ref, path, value string, put, fresh bool, flags byte, orig string) {
 	n := len(path) + len(value) + len(ref) + 2
 	if put {
 		n += 1 + len(orig)
@@ -1014,7 +1019,7 @@ func (w *indexBuf) queueRow(ref, path, value string, put bool, flags byte, orig 
 	}
 	start := len(w.arena)
 	w.arena = searchKey(w.arena, path, value, ref)
-	op := searchOp{key: w.arena[start:len(w.arena):len(w.arena)], seq: len(w.searchOps)}
+	op := searchOp{key: w.arena[start:len(w.arena):len(w.arena)], seq: len(w.searchOps), fresh: fresh}
 	if put {
 		vs := len(w.arena)
 		w.arena = append(w.arena, flags)
@@ -1030,18 +1035,18 @@ func (w *indexBuf) queueRow(ref, path, value string, put bool, flags byte, orig 
 // of a batch land all over the bucket; sorted, consecutive writes reuse
 // the B+tree path and pages just touched, and a young bucket's leaves do
 // not grow by insertions in their middle.
+//
+// A StitchPending batch (bulk) with at least segmentMinOps writes puts its
+// new rows in a segment of their own instead (segments.go).
 func (w *writer) flushSearch() error {
 	w.sortSearch()
 	runs := [][]searchOp{w.searchOps}
+	n := len(w.searchOps)
 	for _, p := range w.parts {
 		runs = append(runs, p.searchOps)
+		n += len(p.searchOps)
 	}
-	err := mergeRuns(runs, func(a, b searchOp) int { return bytes.Compare(a.key, b.key) }, func(op searchOp) error {
-		if op.value == nil {
-			return w.search.Delete(op.key)
-		}
-		return w.search.Put(op.key, op.value)
-	})
+	err := w.applySearchOps(runs, w.bulk && n >= segmentMinOps || segmentsAlways)
 	w.searchOps = w.searchOps[:0]
 	return err
 }

@@ -23,6 +23,8 @@
 //	stitchq    ref → ""                           final entities to rebuild (deferred stitching)
 //	relq       8-byte big-endian sequence → the bysource writes of one
 //	           deferred commit, applied before the next stitch (relations.go)
+//	searchsegs segments of the search index written by large stitch
+//	           batches, merged back when stitching goes idle (segments.go)
 //
 // search, searchref and facets are the flattened served entities of
 // reference §2.7, written in the stitch transaction: search.go documents
@@ -47,7 +49,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "8"
+const schemaVersion = "9"
 
 var (
 	rootBucket      = []byte("v1")
@@ -69,7 +71,7 @@ var (
 
 	allBuckets = [][]byte{metaBucket, stateBucket, queueBucket, scheduleBucket, edgesBucket, parentsBucket,
 		bySourceBucket, finalBucket, uidsBucket, errorsBucket,
-		searchBucket, searchRefBucket, facetsBucket, stitchQBucket, relQBucket}
+		searchBucket, searchRefBucket, facetsBucket, stitchQBucket, relQBucket, searchSegsBucket}
 )
 
 // ProviderPrefix marks the parent key of root entities: a root is a child of
@@ -96,6 +98,12 @@ type DB struct {
 	lastPreparedStitch int
 	preparedStitches   int
 	stitchWG           sync.WaitGroup
+
+	// writeMu is held by every write transaction, and by compactSearch
+	// across its transactions so that no other write lands between them;
+	// compactionTxs counts those.
+	writeMu       sync.Mutex
+	compactionTxs atomic.Int64
 }
 
 // SetKeepOrphans chooses the orphan strategy: false (the default, like
@@ -105,6 +113,13 @@ func (d *DB) SetKeepOrphans(keep bool) { d.keepOrphans.Store(keep) }
 
 // boltUpdate runs one write transaction and counts it.
 func (d *DB) boltUpdate(fn func(*bolt.Tx) error) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	return d.updateLocked(fn)
+}
+
+// updateLocked is boltUpdate for a caller that holds writeMu.
+func (d *DB) updateLocked(fn func(*bolt.Tx) error) error {
 	d.writes.Add(1)
 	return d.bolt.Update(fn)
 }
@@ -169,15 +184,21 @@ func (d *DB) init() error {
 				return err
 			}
 		}
+		if root.Bucket(searchNextBucket) != nil {
+			// A compaction was cut short; its sources are intact.
+			if err := root.DeleteBucket(searchNextBucket); err != nil {
+				return err
+			}
+		}
 		meta := root.Bucket(metaBucket)
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
-		case string(v) == "5", string(v) == "6", string(v) == "7":
-			// Version 5 lacks the stitchq bucket and version 7 the relq
-			// bucket, created above; 5 and 6 count the facets that
-			// version 7 leaves uncounted.
-			if string(v) != "7" {
+		case string(v) == "5", string(v) == "6", string(v) == "7", string(v) == "8":
+			// Version 5 lacks the stitchq bucket, version 7 the relq
+			// bucket and version 8 the searchsegs bucket, created above;
+			// 5 and 6 count the facets that version 7 leaves uncounted.
+			if string(v) == "5" || string(v) == "6" {
 				if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
 					return fmt.Errorf("upgrade from schema version %s: %w", v, err)
 				}
@@ -244,6 +265,9 @@ type buckets struct {
 	bySource, final, uids, errs            *bolt.Bucket
 	search, searchRef, facets              *bolt.Bucket
 	stitchQ, relQ                          *bolt.Bucket
+	// segRoot holds the search segments, segs (oldest first).
+	segRoot *bolt.Bucket
+	segs    []*bolt.Bucket
 }
 
 func open(tx *bolt.Tx) *buckets {
@@ -252,6 +276,12 @@ func open(tx *bolt.Tx) *buckets {
 		for _, x := range []*bolt.Bucket{b.state, b.queue, b.schedule, b.edges, b.parents, b.bySource,
 			b.final, b.uids, b.errs, b.search, b.searchRef, b.facets, b.stitchQ, b.relQ} {
 			x.FillPercent = fillPercent
+		}
+	}
+	b.loadSegments()
+	if tx.Writable() {
+		for _, s := range b.segs {
+			s.FillPercent = fillPercent
 		}
 	}
 	return b
@@ -282,5 +312,6 @@ func openBuckets(tx *bolt.Tx) *buckets {
 		facets:    r.Bucket(facetsBucket),
 		stitchQ:   r.Bucket(stitchQBucket),
 		relQ:      r.Bucket(relQBucket),
+		segRoot:   r.Bucket(searchSegsBucket),
 	}
 }

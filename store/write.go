@@ -22,6 +22,9 @@ type writer struct {
 	stitch      map[string]struct{}
 	stats       CommitStats
 	keepOrphans bool
+	// bulk lets the transaction write its new search rows to a segment
+	// (StitchPending's batches, which compact them when they are done).
+	bulk bool
 
 	// Relation rows and search index maintenance (search.go), applied at
 	// the end of the transaction.
@@ -216,6 +219,7 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 	var txID int
 	prepared := false
 	stats, err = d.update(func(w *writer) error {
+		w.bulk = true
 		txID = w.tx.ID()
 		valid := txID == b.snap+1 || txID == b.snap+2 && d.lastPreparedStitch == b.snap+1
 		if b.parts != nil && valid && w.keepOrphans == b.keepOrphans {
@@ -259,11 +263,29 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 		d.lastPreparedStitch = txID
 		d.preparedStitches++
 	}
+	if err == nil {
+		err = d.compactIfDue(!more)
+	}
 	if (err != nil || !more) && d.nextStitch != nil {
 		<-d.nextStitch.done
 		d.nextStitch = nil
 	}
 	return stats, more, err
+}
+
+// compactIfDue merges the search segments when StitchPending ran its queue
+// dry (idle) or they piled up. The next batch, prepared against the index
+// before the merge, is prepared again.
+func (d *DB) compactIfDue(idle bool) error {
+	due, err := d.compactDue(idle)
+	if err != nil || !due {
+		return err
+	}
+	if d.nextStitch != nil {
+		<-d.nextStitch.done
+		d.nextStitch = nil
+	}
+	return d.compactSearch(false)
 }
 
 // How StitchPending prepares: minStitchesPerGoroutine keeps small batches

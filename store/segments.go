@@ -1,0 +1,303 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Search segments: how a large stitch writes its index rows.
+//
+// A stitch batch of a few thousand entities adds ~100,000 rows to the
+// search bucket, spread over its whole key space (a component's
+// spec.owner row sorts among the owner's other components, not near its
+// ref). Each batch therefore dirtied a quarter to all of the bucket's
+// leaves: bbolt holds every dirty leaf in memory until the commit and then
+// writes it whole, so a cold ingest of 100k entities rewrote the search
+// leaves ~25 times (4.7 of the 4.9 GB it wrote) and half of its heap was
+// those leaves.
+//
+// Instead, the rows a StitchPending batch adds go into a new bucket of
+// their own, a segment, in key order: appended, written once, and no
+// other leaf is touched. The index is then the main bucket plus the
+// segments, and queries walk them merged (mergedCursor). When the stitch
+// queue runs dry, or segments pile up to maxSegments, compactSearch merges
+// them back, sequentially again: into a new main bucket when they hold a
+// sizeable part of the rows (the cold-ingest case), else into one segment.
+//
+// The invariant that makes this simple: a key is in exactly one of the
+// buckets. A new row (fresh: its entity did not have it before) goes to
+// the transaction's target; deleting or rewriting a row first finds the
+// bucket that holds it. Compaction copies while holding every other
+// writer back, and drops its sources in the transaction that installs the
+// copy, so readers never see a key twice or not at all; a copy left
+// behind by a crash is deleted on Open.
+//
+//	searchsegs  8-byte big-endian sequence → segment bucket (search's layout)
+//	searchnext  the bucket being compacted into; exists only mid-compaction
+
+var (
+	searchSegsBucket = []byte("searchsegs")
+	searchNextBucket = []byte("searchnext")
+)
+
+// Tuning, variables so that tests can force the segment paths:
+// segmentMinOps is the number of index writes from which a StitchPending
+// batch writes a segment (a batch of 4000 new entities has ~100,000;
+// smaller ones go straight to the main bucket); maxSegments bounds how
+// many a burst piles up before they are merged (each costs queries one
+// more cursor); compactChunk is how many rows one compaction transaction
+// copies (its dirty pages are what it holds in memory); fullCompactRatio:
+// segments holding at least 1/fullCompactRatio of main's rows are merged
+// with it into a new main, otherwise only with each other.
+// segmentsAlways, for tests, makes every transaction that adds search
+// rows write them to a segment, so that the whole store suite can run
+// against a segmented index (STORE_SEGMENTS=1, export_test.go).
+var (
+	segmentMinOps    = 20000
+	maxSegments      = 32
+	compactChunk     = 200000
+	fullCompactRatio = 4
+	segmentsAlways   = false
+)
+
+// loadSegments opens the segment buckets, oldest first.
+func (b *buckets) loadSegments() {
+	b.segs = b.segs[:0]
+	c := b.segRoot.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			b.segs = append(b.segs, b.segRoot.Bucket(k))
+		}
+	}
+}
+
+// searchCursor walks the whole search index in key order: the main
+// bucket's own cursor when there are no segments, the usual case.
+func (b *buckets) searchCursor() cursor {
+	if len(b.segs) == 0 {
+		return b.search.Cursor()
+	}
+	subs := make([]cursor, 0, len(b.segs)+1)
+	subs = append(subs, b.search.Cursor())
+	for _, s := range b.segs {
+		subs = append(subs, s.Cursor())
+	}
+	return newMergedCursor(subs)
+}
+
+// searchHolder is the bucket holding key, nil when none does. Without
+// segments it is main, whether or not the key is there: a delete of a
+// missing key and a put are what they would be anyway.
+func (b *buckets) searchHolder(key []byte) *bolt.Bucket {
+	if len(b.segs) == 0 {
+		return b.search
+	}
+	for i := len(b.segs) - 1; i >= 0; i-- {
+		if b.segs[i].Get(key) != nil {
+			return b.segs[i]
+		}
+	}
+	if b.search.Get(key) != nil {
+		return b.search
+	}
+	return nil
+}
+
+// newSegment creates an empty segment after the existing ones.
+func (b *buckets) newSegment() (*bolt.Bucket, error) {
+	seq, err := b.segRoot.NextSequence()
+	if err != nil {
+		return nil, err
+	}
+	s, err := b.segRoot.CreateBucket(binary.BigEndian.AppendUint64(nil, seq))
+	if err != nil {
+		return nil, err
+	}
+	// Its rows arrive in key order: pack its pages full.
+	s.FillPercent = 1
+	b.segs = append(b.segs, s)
+	return s, nil
+}
+
+// dropSegment deletes the just created, still empty segment s.
+func (b *buckets) dropSegment(s *bolt.Bucket) error {
+	c := b.segRoot.Cursor()
+	k, _ := c.Last()
+	if k == nil || b.segRoot.Bucket(k) != s {
+		return fmt.Errorf("drop empty search segment: it is not the last one: %w", errCorrupt)
+	}
+	b.segs = b.segs[:len(b.segs)-1]
+	return b.segRoot.DeleteBucket(bytes.Clone(k))
+}
+
+// applySearchOps writes the ops, in key order. With toSegment, the new rows
+// go to a new segment (dropped again when none came).
+func (w *writer) applySearchOps(runs [][]searchOp, toSegment bool) error {
+	target := w.search
+	var seg *bolt.Bucket
+	if toSegment {
+		var err error
+		if seg, err = w.newSegment(); err != nil {
+			return err
+		}
+		target = seg
+	}
+	added := 0
+	err := mergeRuns(runs, func(a, b searchOp) int { return bytes.Compare(a.key, b.key) }, func(op searchOp) error {
+		if op.fresh && op.value != nil {
+			added++
+			return target.Put(op.key, op.value)
+		}
+		holder := w.searchHolder(op.key)
+		if op.value == nil {
+			if holder == nil {
+				return nil
+			}
+			return holder.Delete(op.key)
+		}
+		if holder == nil {
+			holder = target
+		}
+		return holder.Put(op.key, op.value)
+	})
+	if err == nil && seg != nil && added == 0 {
+		err = w.dropSegment(seg)
+	}
+	return err
+}
+
+// compactDue says whether StitchPending should merge the segments now:
+// when its queue ran dry (idle) or they reached maxSegments.
+func (d *DB) compactDue(idle bool) (bool, error) {
+	var n int
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		n = len(open(tx).segs)
+		return nil
+	})
+	return n > 0 && (idle || n >= maxSegments), err
+}
+
+// compactSearch merges the segments: with main into a new main when they
+// hold at least 1/fullCompactRatio of its rows or forceFull is set, else
+// into one new segment. It copies compactChunk rows per transaction and
+// holds every other writer back until the copy replaces its sources.
+func (d *DB) compactSearch(forceFull bool) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	var (
+		full    bool
+		sources [][]byte // segment names; main is a source when full
+	)
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		b := open(tx)
+		segRows := 0
+		for _, s := range b.segs {
+			segRows += s.Stats().KeyN
+		}
+		mainRows := b.search.Stats().KeyN
+		full = forceFull || segRows*fullCompactRatio >= mainRows
+		c := b.segRoot.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v == nil {
+				sources = append(sources, bytes.Clone(k))
+			}
+		}
+		return nil
+	})
+	if err != nil || len(sources) == 0 || !full && len(sources) < 2 {
+		return err
+	}
+	name := searchBucket
+	var last []byte
+	update := func(fn func(*bolt.Tx) error) error {
+		d.compactionTxs.Add(1)
+		return d.updateLocked(fn)
+	}
+	for done := false; !done; {
+		err := update(func(tx *bolt.Tx) error {
+			root := tx.Bucket(rootBucket)
+			next, err := root.CreateBucketIfNotExists(searchNextBucket)
+			if err != nil {
+				return err
+			}
+			if !full && last == nil {
+				seq, err := root.Bucket(searchSegsBucket).NextSequence()
+				if err != nil {
+					return err
+				}
+				name = binary.BigEndian.AppendUint64(nil, seq)
+			}
+			dst, err := next.CreateBucketIfNotExists(name)
+			if err != nil {
+				return err
+			}
+			dst.FillPercent = 1
+			segRoot := root.Bucket(searchSegsBucket)
+			subs := make([]cursor, 0, len(sources)+1)
+			if full {
+				subs = append(subs, root.Bucket(searchBucket).Cursor())
+			}
+			for _, s := range sources {
+				subs = append(subs, segRoot.Bucket(s).Cursor())
+			}
+			m := newMergedCursor(subs)
+			var k, v []byte
+			if last == nil {
+				k, v = m.First()
+			} else if k, v = m.Seek(last); bytes.Equal(k, last) {
+				k, v = m.Next()
+			}
+			for n := 0; k != nil && n < compactChunk; n++ {
+				if err := dst.Put(k, v); err != nil {
+					return err
+				}
+				last = append(last[:0], k...)
+				k, v = m.Next()
+			}
+			done = k == nil
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("compact search index: %w", err)
+		}
+	}
+	// A transaction of its own: bbolt's MoveBucket moves a bucket as last
+	// committed, without the changes of the transaction that moves it.
+	err = update(func(tx *bolt.Tx) error {
+		return installCompacted(tx.Bucket(rootBucket), name, sources, full)
+	})
+	if err != nil {
+		return fmt.Errorf("compact search index: %w", err)
+	}
+	return nil
+}
+
+// installCompacted replaces the sources of a finished compaction with its
+// copy, in one transaction.
+func installCompacted(root *bolt.Bucket, name []byte, sources [][]byte, full bool) error {
+	segRoot := root.Bucket(searchSegsBucket)
+	for _, s := range sources {
+		if err := segRoot.DeleteBucket(s); err != nil {
+			return err
+		}
+	}
+	next := root.Bucket(searchNextBucket)
+	if k, _ := next.Bucket(name).Cursor().First(); k == nil && !full {
+		// The segments had lost all their rows to deletions.
+		return root.DeleteBucket(searchNextBucket)
+	}
+	if full {
+		if err := root.DeleteBucket(searchBucket); err != nil {
+			return err
+		}
+		if err := next.MoveBucket(name, root); err != nil {
+			return err
+		}
+	} else if err := next.MoveBucket(name, segRoot); err != nil {
+		return err
+	}
+	return root.DeleteBucket(searchNextBucket)
+}

@@ -1,0 +1,208 @@
+package store_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/catalog-pipeline/pipeline/store"
+)
+
+// Large StitchPending batches write their new search rows to segments,
+// merged back when stitching goes idle or they pile up (segments.go). The
+// tests lower the thresholds so that a few entities make a "large" batch;
+// openDB's cleanup checks every index against a rebuild.
+
+const segLoc = "location:default/seg"
+
+func segRef(i int) string { return fmt.Sprintf("component:default/c%02d", i) }
+
+// typed is a successful outcome for ref whose entity has spec.type typ.
+func typed(ref, typ string) *store.Outcome {
+	o := ok(ref, "h-"+typ, nil)
+	o.Processed = ent(ref, "type", typ)
+	return o
+}
+
+// segCatalog registers n components under one location and processes
+// them with spec.type typ, deferred: all n wait in stitchq.
+func segCatalog(t *testing.T, n int, typ string) *store.DB {
+	t.Helper()
+	db := openDB(t)
+	applyRoots(t, db, child(segLoc, prov))
+	kids := make([]store.Child, n)
+	outs := make([]*store.Outcome, n)
+	for i := range n {
+		kids[i] = child(segRef(i), "url:seg")
+		outs[i] = typed(segRef(i), typ)
+	}
+	commit(t, db, ok(segLoc, "loc", nil, kids...))
+	commitDeferred(t, db, outs...)
+	return db
+}
+
+func segments(t *testing.T, db *store.DB) int {
+	t.Helper()
+	n, err := db.SearchSegments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// withType lists the refs whose spec.type is typ, through the index.
+func withType(t *testing.T, db *store.DB, typ string) []string {
+	t.Helper()
+	set, err := db.Match(store.Eq{Key: "spec.type", Value: typ})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Sorted(func(yield func(string) bool) {
+		for ref := range set {
+			if !yield(ref) {
+				return
+			}
+		}
+	})
+}
+
+func refsUpTo(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, segRef(i))
+	}
+	return out
+}
+
+func TestStitchBatchesWriteSegments(t *testing.T) {
+	for _, m := range stitchModes {
+		t.Run(m.name, func(t *testing.T) {
+			defer store.SetStitchPreparation(m.minPerGoroutine, m.procs, nil)()
+			defer store.SetSegmentTuning(store.SegmentTuning{MinOps: 1, Max: 100, Chunk: 5, FullRatio: 4})()
+			db := segCatalog(t, 12, "service")
+
+			// Every batch but the last leaves one more segment, and
+			// what it stitched is found through them.
+			for call := 1; ; call++ {
+				_, more := stitchPending(t, db, 4)
+				if !more {
+					break
+				}
+				eq(t, fmt.Sprintf("segments after call %d", call), segments(t, db), call)
+				eq(t, fmt.Sprintf("services after call %d", call), withType(t, db, "service"), refsUpTo(4*call))
+				checkIndex(t, db, fmt.Sprintf("call %d", call))
+			}
+			// The queue ran dry: the segments hold more than a quarter
+			// of the rows, so they and main became one new main.
+			eq(t, "segments after the burst", segments(t, db), 0)
+			eq(t, "services after the burst", withType(t, db, "service"), refsUpTo(12))
+			checkIndex(t, db, "compacted")
+
+			// A smaller burst changes a few entities: their old rows
+			// are deleted where they are (main), the new ones go to
+			// segments, which are merged with each other only.
+			commitDeferred(t, db, typed(segRef(0), "website"), typed(segRef(1), "website"), typed(segRef(2), "website"))
+			drainStitches(t, db, 1)
+			eq(t, "segments after the small burst", segments(t, db), 1)
+			eq(t, "websites", withType(t, db, "website"), refsUpTo(3))
+			eq(t, "services", withType(t, db, "service"), refsUpTo(12)[3:])
+			checkIndex(t, db, "small burst")
+
+			// Rows in the segment and in main are changed and deleted
+			// where they are.
+			commitDeferred(t, db, typed(segRef(0), "library"), typed(segRef(3), "library"))
+			if _, err := db.DeleteEntity(segRef(1)); err != nil {
+				t.Fatal(err)
+			}
+			drainStitches(t, db, 10)
+			eq(t, "libraries", withType(t, db, "library"), []string{segRef(0), segRef(3)})
+			eq(t, "websites after the changes", withType(t, db, "website"), []string{segRef(2)})
+			checkIndex(t, db, "changed in place")
+
+			if err := db.CompactSearch(); err != nil {
+				t.Fatal(err)
+			}
+			eq(t, "segments after a full compaction", segments(t, db), 0)
+			eq(t, "libraries after it", withType(t, db, "library"), []string{segRef(0), segRef(3)})
+		})
+	}
+}
+
+// TestSegmentsMergeWhenTheyPileUp: reaching maxSegments in the middle of
+// a burst merges them before the next batch, which is prepared again.
+func TestSegmentsMergeWhenTheyPileUp(t *testing.T) {
+	defer store.SetStitchPreparation(1, 2, nil)()
+	defer store.SetSegmentTuning(store.SegmentTuning{MinOps: 1, Max: 3, Chunk: 4, FullRatio: 4})()
+	db := segCatalog(t, 10, "service")
+	most := 0
+	for call := 1; ; call++ {
+		_, more := stitchPending(t, db, 1)
+		n := segments(t, db)
+		most = max(most, n)
+		if n >= 3 {
+			t.Fatalf("call %d left %d segments, the most is 3", call, n)
+		}
+		eq(t, fmt.Sprintf("services after call %d", call), withType(t, db, "service"), refsUpTo(min(call, 10)))
+		if !more {
+			break
+		}
+	}
+	eq(t, "most segments at once", most, 2)
+	// The last merge made main hold most rows; the one segment left
+	// after it is below a quarter of them, and merging one segment with
+	// nothing would only copy it.
+	eq(t, "segments at the end", segments(t, db), 1)
+}
+
+// TestSmallBatchesWriteNoSegment: below segmentMinOps (the default is
+// 20,000 rows) a batch writes to the main bucket as before.
+func TestSmallBatchesWriteNoSegment(t *testing.T) {
+	defer store.SetSegmentTuning(store.DefaultSegmentTuning)()
+	db := segCatalog(t, 12, "service")
+	for more := true; more; {
+		_, more = stitchPending(t, db, 4)
+		eq(t, "segments", segments(t, db), 0)
+	}
+	tx := db.WriteTxCount()
+	commitDeferred(t, db, typed(segRef(0), "service"))
+	drainStitches(t, db, 4)
+	eq(t, "write transactions of an unchanged entity", db.WriteTxCount()-tx, 1)
+}
+
+// TestOpenDropsUnfinishedCompaction: a compaction cut short leaves its
+// partial copy; its sources are intact, so Open deletes the copy.
+func TestOpenDropsUnfinishedCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyRoots(t, db, child(segLoc, prov))
+	commit(t, db, ok(segLoc, "loc", nil, child(segRef(0), "url:seg")))
+	commit(t, db, typed(segRef(0), "service"))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	updateFile(t, path, func(root *bolt.Bucket) error {
+		next, err := root.CreateBucket([]byte("searchnext"))
+		if err != nil {
+			return err
+		}
+		part, err := next.CreateBucket([]byte("search"))
+		if err != nil {
+			return err
+		}
+		return part.Put([]byte("spec.type\x00service\x00component:default/c00"), []byte{3})
+	})
+	db, err = store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eq(t, "services", withType(t, db, "service"), refsUpTo(1))
+	// CheckIndex also fails while a compaction copy is left.
+	checkIndex(t, db, "reopened")
+}
