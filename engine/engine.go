@@ -411,7 +411,7 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 	// due, and at least every stitchEvery while the engine stays busy.
 	lastStitch := e.now()
 	stitch := func() error {
-		start, lastLog, n := e.now(), e.now(), 0
+		start, lastLog, n, merged := e.now(), e.now(), 0, 0
 		for {
 			cs, more, err := e.store.StitchPending(stitchBatch)
 			if err != nil {
@@ -419,10 +419,11 @@ func (e *Engine) loop(ctx context.Context, horizon func() time.Time, idle func(c
 			}
 			stats.Stitched += cs.Stitched
 			n += cs.Stitched
+			merged += cs.IndexRowsMerged
 			now := e.now()
 			if !more {
 				if now.Sub(start) >= 2*time.Second {
-					e.log.Info("stitched", "entities", n, "duration", now.Sub(start).Round(time.Millisecond).String())
+					e.log.Info("stitched", "entities", n, "index_rows_merged", merged, "duration", now.Sub(start).Round(time.Millisecond).String())
 				}
 				lastStitch = now
 				return nil

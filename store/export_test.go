@@ -260,6 +260,19 @@ func init() {
 	}
 }
 
+// SearchIndexRows is the number of rows in the search index, main bucket
+// and segments together.
+func (d *DB) SearchIndexRows() (n int, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		c := open(tx).searchCursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // SearchSegments is the number of search segments, for tests of their
 // creation and compaction.
 func (d *DB) SearchSegments() (n int, err error) {
@@ -292,7 +305,10 @@ func SetSegmentTuning(s SegmentTuning) (restore func()) {
 }
 
 // CompactSearch merges every search segment into the main bucket.
-func (d *DB) CompactSearch() error { return d.compactSearch(true) }
+func (d *DB) CompactSearch() error {
+	_, err := d.compactSearch(true)
+	return err
+}
 
 // CompactionTxCount is how many of WriteTxCount's transactions compacted
 // search segments.

@@ -129,6 +129,11 @@ type CommitStats struct {
 	// Stitched counts final entities rewritten.
 	Stitched  int
 	Conflicts []Conflict
+	// IndexRowsMerged counts the search rows StitchPending copied when it
+	// merged the segments its large batches wrote (segments.go): the work,
+	// a few seconds per million rows, that the last batch of a burst
+	// pays.
+	IndexRowsMerged int
 }
 
 // Add accumulates another commit's figures.
@@ -139,6 +144,7 @@ func (s *CommitStats) Add(o CommitStats) {
 	s.Created += o.Created
 	s.Deleted += o.Deleted
 	s.Stitched += o.Stitched
+	s.IndexRowsMerged += o.IndexRowsMerged
 	s.Conflicts = append(s.Conflicts, o.Conflicts...)
 }
 

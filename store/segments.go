@@ -185,15 +185,16 @@ func (d *DB) compactDue(idle bool) (bool, error) {
 // compactSearch merges the segments: with main into a new main when they
 // hold at least 1/fullCompactRatio of its rows or forceFull is set, else
 // into one new segment. It copies compactChunk rows per transaction and
-// holds every other writer back until the copy replaces its sources.
-func (d *DB) compactSearch(forceFull bool) error {
+// holds every other writer back until the copy replaces its sources. It
+// returns the number of rows copied.
+func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	var (
 		full    bool
 		sources [][]byte // segment names; main is a source when full
 	)
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
 		b := open(tx)
 		segRows := 0
 		for _, s := range b.segs {
@@ -210,7 +211,7 @@ func (d *DB) compactSearch(forceFull bool) error {
 		return nil
 	})
 	if err != nil || len(sources) == 0 || !full && len(sources) < 2 {
-		return err
+		return 0, err
 	}
 	name := searchBucket
 	var last []byte
@@ -253,12 +254,13 @@ func (d *DB) compactSearch(forceFull bool) error {
 				}
 				last = append(last[:0], k...)
 				h.next()
+				copied++
 			}
 			done = h.len() == 0
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("compact search index: %w", err)
+			return 0, fmt.Errorf("compact search index: %w", err)
 		}
 	}
 	// A transaction of its own: bbolt's MoveBucket moves a bucket as last
@@ -267,9 +269,9 @@ func (d *DB) compactSearch(forceFull bool) error {
 		return installCompacted(tx.Bucket(rootBucket), name, sources, full)
 	})
 	if err != nil {
-		return fmt.Errorf("compact search index: %w", err)
+		return 0, fmt.Errorf("compact search index: %w", err)
 	}
-	return nil
+	return copied, nil
 }
 
 // installCompacted replaces the sources of a finished compaction with its

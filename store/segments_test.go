@@ -87,10 +87,17 @@ func TestStitchBatchesWriteSegments(t *testing.T) {
 			// Every batch but the last leaves one more segment, and
 			// what it stitched is found through them.
 			for call := 1; ; call++ {
-				_, more := stitchPending(t, db, 4)
+				st, more := stitchPending(t, db, 4)
 				if !more {
+					// The merge copied every row, and says so.
+					rows, err := db.SearchIndexRows()
+					if err != nil {
+						t.Fatal(err)
+					}
+					eq(t, "rows merged by the last call", st.IndexRowsMerged, rows)
 					break
 				}
+				eq(t, fmt.Sprintf("rows merged by call %d", call), st.IndexRowsMerged, 0)
 				eq(t, fmt.Sprintf("segments after call %d", call), segments(t, db), call)
 				eq(t, fmt.Sprintf("services after call %d", call), withType(t, db, "service"), refsUpTo(4*call))
 				checkIndex(t, db, fmt.Sprintf("call %d", call))

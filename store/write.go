@@ -264,7 +264,7 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 		d.preparedStitches++
 	}
 	if err == nil {
-		err = d.compactIfDue(!more)
+		stats.IndexRowsMerged, err = d.compactIfDue(!more)
 	}
 	if (err != nil || !more) && d.nextStitch != nil {
 		<-d.nextStitch.done
@@ -274,12 +274,12 @@ func (d *DB) StitchPending(limit int) (stats CommitStats, more bool, err error) 
 }
 
 // compactIfDue merges the search segments when StitchPending ran its queue
-// dry (idle) or they piled up. The next batch, prepared against the index
-// before the merge, is prepared again.
-func (d *DB) compactIfDue(idle bool) error {
+// dry (idle) or they piled up, and returns the rows it copied. The next
+// batch, prepared against the index before the merge, is prepared again.
+func (d *DB) compactIfDue(idle bool) (int, error) {
 	due, err := d.compactDue(idle)
 	if err != nil || !due {
-		return err
+		return 0, err
 	}
 	if d.nextStitch != nil {
 		<-d.nextStitch.done
