@@ -939,16 +939,24 @@ func TestStitchPendingPrefetchedBatchGoesStale(t *testing.T) {
 // while the current one is written.
 func BenchmarkStitchPending(b *testing.B) {
 	const perOp, limit = 2000, 500
+	// segments: each batch of 500 (~9,000 index writes) writes a search
+	// segment, as 4,000-entity batches do by default, merged at the end
+	// of every drain.
+	segmented := store.DefaultSegmentTuning
+	segmented.MinOps = 1000
 	modes := []struct {
 		name            string
 		minPerGoroutine int
+		segments        store.SegmentTuning
 	}{
-		{"in-tx", math.MaxInt},
-		{"prepared", 128},
+		{"in-tx", math.MaxInt, store.DefaultSegmentTuning},
+		{"prepared", 128, store.DefaultSegmentTuning},
+		{"prepared+segments", 128, segmented},
 	}
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
 			defer store.SetStitchPreparation(m.minPerGoroutine, runtime.GOMAXPROCS(0), nil)()
+			defer store.SetSegmentTuning(m.segments)()
 			db := openDB(b)
 			var elapsed time.Duration
 			for n := 0; n < b.N; n++ {

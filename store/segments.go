@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,16 +26,19 @@ import (
 // other leaf is touched. The index is then the main bucket plus the
 // segments, and queries walk them merged (mergedCursor). When the stitch
 // queue runs dry, or segments pile up to maxSegments, compactSearch merges
-// them back, sequentially again: into a new main bucket when they hold a
-// sizeable part of the rows (the cold-ingest case), else into one segment.
+// them back in key order: into a new main bucket when they hold a sizeable
+// part of the rows (the cold-ingest case), else by moving their rows into
+// main, a key range per transaction, so that each leaf of main is
+// rewritten about once per burst instead of once per batch.
 //
 // The invariant that makes this simple: a key is in exactly one of the
 // buckets. A new row (fresh: its entity did not have it before) goes to
 // the transaction's target; deleting or rewriting a row first finds the
-// bucket that holds it. Compaction copies while holding every other
-// writer back, and drops its sources in the transaction that installs the
-// copy, so readers never see a key twice or not at all; a copy left
-// behind by a crash is deleted on Open.
+// bucket that holds it. A rebuild of main copies while holding every
+// other writer back, and drops its sources in the transaction that
+// installs the copy; a move deletes each row from its segment in the
+// transaction that puts it into main. Readers never see a key twice or
+// not at all; a copy left behind by a crash is deleted on Open.
 //
 //	searchsegs  8-byte big-endian sequence → segment bucket (search's layout)
 //	searchnext  the bucket being compacted into; exists only mid-compaction
@@ -53,7 +58,7 @@ var (
 // node it appends to on every put, so 25,000 merged a 100k catalog's
 // 2.5M rows in 4.7 s of CPU where 200,000 took 5.4 s); fullCompactRatio:
 // segments holding at least 1/fullCompactRatio of main's rows are merged
-// with it into a new main, otherwise only with each other.
+// with it into a new main, otherwise moved into it.
 // segmentsAlways, for tests, makes every transaction that adds search
 // rows write them to a segment, so that the whole store suite can run
 // against a segmented index (STORE_SEGMENTS=1, export_test.go).
@@ -67,11 +72,12 @@ var (
 
 // loadSegments opens the segment buckets, oldest first.
 func (b *buckets) loadSegments() {
-	b.segs = b.segs[:0]
+	b.segs, b.segKeys = b.segs[:0], b.segKeys[:0]
 	c := b.segRoot.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if v == nil {
 			b.segs = append(b.segs, b.segRoot.Bucket(k))
+			b.segKeys = append(b.segKeys, bytes.Clone(k))
 		}
 	}
 }
@@ -114,25 +120,26 @@ func (b *buckets) newSegment() (*bolt.Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := b.segRoot.CreateBucket(binary.BigEndian.AppendUint64(nil, seq))
+	key := binary.BigEndian.AppendUint64(nil, seq)
+	s, err := b.segRoot.CreateBucket(key)
 	if err != nil {
 		return nil, err
 	}
 	// Its rows arrive in key order: pack its pages full.
 	s.FillPercent = 1
 	b.segs = append(b.segs, s)
+	b.segKeys = append(b.segKeys, key)
 	return s, nil
 }
 
-// dropSegment deletes the just created, still empty segment s.
-func (b *buckets) dropSegment(s *bolt.Bucket) error {
-	c := b.segRoot.Cursor()
-	k, _ := c.Last()
-	if k == nil || b.segRoot.Bucket(k) != s {
-		return fmt.Errorf("drop empty search segment: it is not the last one: %w", errCorrupt)
+// dropSegment deletes segment i.
+func (b *buckets) dropSegment(i int) error {
+	if err := b.segRoot.DeleteBucket(b.segKeys[i]); err != nil {
+		return err
 	}
-	b.segs = b.segs[:len(b.segs)-1]
-	return b.segRoot.DeleteBucket(bytes.Clone(k))
+	b.segs = slices.Delete(b.segs, i, i+1)
+	b.segKeys = slices.Delete(b.segKeys, i, i+1)
+	return nil
 }
 
 // applySearchOps writes the ops, in key order. With toSegment, the new rows
@@ -166,7 +173,8 @@ func (w *writer) applySearchOps(runs [][]searchOp, toSegment bool) error {
 		return holder.Put(op.key, op.value)
 	})
 	if err == nil && seg != nil && added == 0 {
-		err = w.dropSegment(seg)
+		// The new segment is the last one.
+		err = w.dropSegment(len(w.segs) - 1)
 	}
 	return err
 }
@@ -184,12 +192,14 @@ func (d *DB) compactDue(idle bool) (bool, error) {
 
 // compactSearch merges the segments: with main into a new main when they
 // hold at least 1/fullCompactRatio of its rows or forceFull is set, else
-// into one new segment. It copies compactChunk rows per transaction and
-// holds every other writer back until the copy replaces its sources. It
-// returns the number of rows copied.
+// by moving their rows into main (moveSegments). A rebuild copies
+// compactChunk rows per transaction and holds every other writer back
+// until the copy replaces its sources. It returns the number of rows
+// copied or moved.
 func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
+	unlock := sync.OnceFunc(d.writeMu.Unlock)
+	defer unlock()
 	var (
 		full    bool
 		sources [][]byte // segment names; main is a source when full
@@ -202,18 +212,16 @@ func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 		}
 		mainRows := b.search.Stats().KeyN
 		full = forceFull || segRows*fullCompactRatio >= mainRows
-		c := b.segRoot.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if v == nil {
-				sources = append(sources, bytes.Clone(k))
-			}
-		}
+		sources = b.segKeys // cloned by loadSegments
 		return nil
 	})
-	if err != nil || len(sources) == 0 || !full && len(sources) < 2 {
+	if err != nil || len(sources) == 0 {
 		return 0, err
 	}
-	name := searchBucket
+	if !full {
+		unlock()
+		return d.moveSegments()
+	}
 	var last []byte
 	update := func(fn func(*bolt.Tx) error) error {
 		d.compactionTxs.Add(1)
@@ -226,23 +234,14 @@ func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 			if err != nil {
 				return err
 			}
-			if !full && last == nil {
-				seq, err := root.Bucket(searchSegsBucket).NextSequence()
-				if err != nil {
-					return err
-				}
-				name = binary.BigEndian.AppendUint64(nil, seq)
-			}
-			dst, err := next.CreateBucketIfNotExists(name)
+			dst, err := next.CreateBucketIfNotExists(searchBucket)
 			if err != nil {
 				return err
 			}
 			dst.FillPercent = 1
 			segRoot := root.Bucket(searchSegsBucket)
 			subs := make([]cursor, 0, len(sources)+1)
-			if full {
-				subs = append(subs, root.Bucket(searchBucket).Cursor())
-			}
+			subs = append(subs, root.Bucket(searchBucket).Cursor())
 			for _, s := range sources {
 				subs = append(subs, segRoot.Bucket(s).Cursor())
 			}
@@ -266,7 +265,7 @@ func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 	// A transaction of its own: bbolt's MoveBucket moves a bucket as last
 	// committed, without the changes of the transaction that moves it.
 	err = update(func(tx *bolt.Tx) error {
-		return installCompacted(tx.Bucket(rootBucket), name, sources, full)
+		return installCompacted(tx.Bucket(rootBucket), sources)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("compact search index: %w", err)
@@ -274,31 +273,77 @@ func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 	return copied, nil
 }
 
-// installCompacted replaces the sources of a finished compaction with its
-// copy, in one transaction.
-func installCompacted(root *bolt.Bucket, name []byte, sources [][]byte, full bool) error {
+// installCompacted replaces main and the segments with the new main a
+// rebuild copied them into, in one transaction.
+func installCompacted(root *bolt.Bucket, sources [][]byte) error {
 	segRoot := root.Bucket(searchSegsBucket)
 	for _, s := range sources {
 		if err := segRoot.DeleteBucket(s); err != nil {
 			return err
 		}
 	}
-	next := root.Bucket(searchNextBucket)
-	if k, _ := next.Bucket(name).Cursor().First(); k == nil && !full {
-		// The segments had lost all their rows to deletions.
-		return root.DeleteBucket(searchNextBucket)
+	if err := root.DeleteBucket(searchBucket); err != nil {
+		return err
 	}
-	if full {
-		if err := root.DeleteBucket(searchBucket); err != nil {
-			return err
-		}
-		if err := next.MoveBucket(name, root); err != nil {
-			return err
-		}
-	} else if err := next.MoveBucket(name, segRoot); err != nil {
+	if err := root.Bucket(searchNextBucket).MoveBucket(searchBucket, root); err != nil {
 		return err
 	}
 	return root.DeleteBucket(searchNextBucket)
+}
+
+// moveSegments moves every segment row into main, compactChunk rows per
+// transaction in key order (each transaction dirties only the leaves of
+// main in its key range), deleting each from its segment in the same
+// transaction and each emptied segment with it. Every transaction keeps
+// the invariant, so other writers may run between them.
+func (d *DB) moveSegments() (moved int, err error) {
+	for {
+		done := false
+		err := d.boltUpdate(func(tx *bolt.Tx) error {
+			d.compactionTxs.Add(1)
+			b := open(tx)
+			subs := make([]cursor, len(b.segs))
+			for i, s := range b.segs {
+				subs[i] = s.Cursor()
+			}
+			type row struct {
+				seg int
+				key []byte
+			}
+			var rows []row
+			h := newAscending(subs, nil)
+			for ; h.len() > 0 && len(rows) < compactChunk; h.next() {
+				k, v := h.top()
+				if err := b.search.Put(k, v); err != nil {
+					return err
+				}
+				rows = append(rows, row{h.heap[0], bytes.Clone(k)})
+			}
+			for _, r := range rows {
+				if err := b.segs[r.seg].Delete(r.key); err != nil {
+					return err
+				}
+			}
+			moved += len(rows)
+			done = h.len() == 0
+			// Drop the segments this transaction emptied (all of them
+			// when done).
+			for i := len(b.segs) - 1; i >= 0; i-- {
+				if k, _ := b.segs[i].Cursor().First(); k == nil {
+					if err := b.dropSegment(i); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return moved, fmt.Errorf("move search segments into main: %w", err)
+		}
+		if done {
+			return moved, nil
+		}
+	}
 }
 
 // ascending merges cursors forward with a heap: compaction merges up to

@@ -265,9 +265,11 @@ type buckets struct {
 	bySource, final, uids, errs            *bolt.Bucket
 	search, searchRef, facets              *bolt.Bucket
 	stitchQ, relQ                          *bolt.Bucket
-	// segRoot holds the search segments, segs (oldest first).
+	// segRoot holds the search segments, segs (oldest first) under
+	// segKeys.
 	segRoot *bolt.Bucket
 	segs    []*bolt.Bucket
+	segKeys [][]byte
 }
 
 func open(tx *bolt.Tx) *buckets {
