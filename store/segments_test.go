@@ -221,3 +221,76 @@ func TestOpenDropsUnfinishedCompaction(t *testing.T) {
 	// CheckIndex also fails while a compaction copy is left.
 	checkIndex(t, db, "reopened")
 }
+
+// TestQueriesWhileSegmentsComeAndGo walks the components page by page,
+// by ref and by name descending, while a burst writes segments, merges
+// them when they pile up and at its end: every walk sees each component
+// at most once, and never fewer than the walk before (stitching only adds
+// them). Run under -race by make test.
+func TestQueriesWhileSegmentsComeAndGo(t *testing.T) {
+	defer store.SetStitchPreparation(1, 2, nil)()
+	defer store.SetSegmentTuning(store.SegmentTuning{MinOps: 1, Max: 4, Chunk: 9, FullRatio: 4})()
+	const n = 60
+	db := segCatalog(t, n, "service")
+	walk := func(order string, desc bool) (int, error) {
+		seen := map[string]bool{}
+		var after *store.Position
+		for {
+			p, err := db.Page(store.PageQuery{Filter: store.Eq{Key: "kind", Value: "component"},
+				OrderField: order, Desc: desc, After: after, Limit: 7})
+			if err != nil {
+				return 0, err
+			}
+			for _, it := range p.Items {
+				if seen[it.Ref] {
+					return 0, fmt.Errorf("%s appears twice in one walk (order %q)", it.Ref, order)
+				}
+				seen[it.Ref] = true
+			}
+			if !p.More || len(p.Items) == 0 {
+				return len(seen), nil
+			}
+			last := p.Items[len(p.Items)-1].Sort
+			after = &last
+		}
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		prev := map[bool]int{}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, desc := range []bool{false, true} {
+				order := ""
+				if desc {
+					order = "metadata.name"
+				}
+				got, err := walk(order, desc)
+				if err == nil && got < prev[desc] {
+					err = fmt.Errorf("a walk saw %d components after one saw %d", got, prev[desc])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				prev[desc] = got
+			}
+		}
+	}()
+	drainStitches(t, db, 3)
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	got, err := walk("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "components after the burst", got, n)
+	eq(t, "segments after the burst", segments(t, db), 0)
+}
