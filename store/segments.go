@@ -59,6 +59,7 @@ var (
 // 2.5M rows in 4.7 s of CPU where 200,000 took 5.4 s); fullCompactRatio:
 // segments holding at least 1/fullCompactRatio of main's rows are merged
 // with it into a new main, otherwise moved into it.
+//
 // segmentsAlways, for tests, makes every transaction that adds search
 // rows write them to a segment, so that the whole store suite can run
 // against a segmented index (STORE_SEGMENTS=1, export_test.go).
@@ -306,25 +307,27 @@ func (d *DB) moveSegments() (moved int, err error) {
 			for i, s := range b.segs {
 				subs[i] = s.Cursor()
 			}
-			type row struct {
+			// The moved keys, by segment, deleted once all are put
+			// (the values put still point into the segments' pages).
+			type taken struct {
 				seg int
 				key []byte
 			}
-			var rows []row
+			var took []taken
 			h := newAscending(subs, nil)
-			for ; h.len() > 0 && len(rows) < compactChunk; h.next() {
+			for ; h.len() > 0 && len(took) < compactChunk; h.next() {
 				k, v := h.top()
 				if err := b.search.Put(k, v); err != nil {
 					return err
 				}
-				rows = append(rows, row{h.heap[0], bytes.Clone(k)})
+				took = append(took, taken{h.heap[0], bytes.Clone(k)})
 			}
-			for _, r := range rows {
-				if err := b.segs[r.seg].Delete(r.key); err != nil {
+			for _, t := range took {
+				if err := b.segs[t.seg].Delete(t.key); err != nil {
 					return err
 				}
 			}
-			moved += len(rows)
+			moved += len(took)
 			done = h.len() == 0
 			// Drop the segments this transaction emptied (all of them
 			// when done).
