@@ -566,22 +566,24 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 		// drop lists the buckets the version lacks: version 5 has no
 		// stitchq, versions up to 7 no relq, up to 8 no searchsegs.
 		drop []string
-		// staleCount adds the facet count of a reverse relation, which
-		// versions 5 and 6 kept and version 7 does not.
+		// staleCount adds the facet counts of a reverse relation, which
+		// versions 5 and 6 kept, and of a dependsOn item, which versions
+		// up to 9 kept; version 10 counts neither.
 		staleCount  bool
 		wantErr     []string
 		wantVersion string
 	}{
-		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "9"},
-		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "9"},
-		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "9"},
-		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "9"},
-		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "9"},
-		{name: "current version opens", version: "9", wantVersion: "9"},
+		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "10"},
+		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "10"},
+		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "10"},
+		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "10"},
+		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "10"},
+		{name: "version 9 with counts of dependsOn is upgraded", version: "9", staleCount: true, wantVersion: "10"},
+		{name: "current version opens", version: "10", wantVersion: "10"},
 		{name: "version 4 is refused", version: "4", drop: []string{"stitchq", "relq", "searchsegs"},
 			wantErr: []string{`"4"`, "not supported", "delete the file"}, wantVersion: "4"},
-		{name: "version 10 is refused", version: "10", drop: []string{"stitchq", "relq", "searchsegs"},
-			wantErr: []string{`"10"`, "not supported", "delete the file"}, wantVersion: "10"},
+		{name: "version 11 is refused", version: "11", drop: []string{"stitchq", "relq", "searchsegs"},
+			wantErr: []string{`"11"`, "not supported", "delete the file"}, wantVersion: "11"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -605,6 +607,7 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 			rewriteMeta(t, path, tc.version, tc.drop...)
 			if tc.staleCount {
 				addFacetCount(t, path, "relations.ownerof\x00component:default/a\x00component:default/a")
+				addFacetCount(t, path, "spec.dependson.component:default/b\x00true\x00true")
 			}
 
 			db, err = store.Open(path, store.Options{NoSync: true})

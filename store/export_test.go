@@ -40,7 +40,7 @@ func (d *DB) CheckIndex() error {
 					val = r.orig
 				}
 				search[string(searchKey(nil, r.path, r.value, ref))] = string(append([]byte{fl}, val...))
-				if !r.null() && !uncountedFacets[r.path] {
+				if !r.null() && !uncounted(r.path) {
 					facets[r.path+"\x00"+r.value+"\x00"+r.orig]++
 				}
 			}

@@ -272,7 +272,7 @@ func (d *DB) Facets(paths []string, filter Expr) (map[string][]FacetCount, error
 			switch {
 			case path == "" || strings.IndexByte(path, 0) >= 0 || isEmpty(it):
 				out[p] = []FacetCount{}
-			case isAll(it) && !uncountedFacets[path]:
+			case isAll(it) && !uncounted(path):
 				out[p] = q.countedFacets(path)
 			default:
 				out[p] = q.filteredFacets(path, it)
@@ -528,7 +528,7 @@ func (q *querier) eqCount(key, value string) (int, bool) {
 	switch {
 	case !ok1 || !ok2 || path == "":
 		return 0, true
-	case uncountedFacets[path]:
+	case uncounted(path):
 		return 0, false
 	}
 	pre := append(append(append([]byte(path), 0), val...), 0)
@@ -1166,7 +1166,7 @@ func (q *querier) filteredFacets(path string, filter iter) []FacetCount {
 // facetValues lists the distinct lowercased values of a counted path, from
 // the facets bucket; ok is false for uncounted paths or too many values.
 func (q *querier) facetValues(path string) ([][]byte, bool) {
-	if uncountedFacets[path] {
+	if uncounted(path) {
 		return nil, false
 	}
 	var out [][]byte

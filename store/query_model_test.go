@@ -103,7 +103,19 @@ func randomCatalog(r *rand.Rand, n int) []fixture {
 		if r.IntN(4) == 0 {
 			spec["lifecycle"] = nil
 		}
+		// A list of refs and an annotation: paths whose values have no
+		// facet counts (uncountedFamilies).
+		var deps []string
+		for range r.IntN(3) {
+			deps = append(deps, fmt.Sprintf("component:default/e%04d", r.IntN(6)))
+		}
+		if deps != nil {
+			spec["dependsOn"] = deps
+		}
 		meta := map[string]any{"title": fmt.Sprintf("Title %d", r.IntN(400))}
+		if r.IntN(2) == 0 {
+			meta["annotations"] = map[string]string{"a.io/b": fmt.Sprintf("V%d", r.IntN(4))}
+		}
 		var tags []string
 		for range r.IntN(4) {
 			tags = append(tags, []string{"go", "Go", "java", "rust", "python"}[r.IntN(5)])
@@ -122,9 +134,10 @@ func randomCatalog(r *rand.Rand, n int) []fixture {
 
 func randomExpr(r *rand.Rand, depth int) store.Expr {
 	keys := []string{"kind", "spec.type", "spec.owner", "metadata.tags", "metadata.namespace", "spec.lifecycle", "spec.long",
-		"relations.ownedby", "metadata.title", "metadata.name", "metadata.tags.go", "spec.nope"}
+		"relations.ownedby", "metadata.title", "metadata.name", "metadata.tags.go", "spec.nope",
+		"spec.dependson", "spec.dependson.component:default/e0002", "metadata.annotations.a.io/b"}
 	vals := []string{"component", "Service", "website", "team-1", "team-2", "go", "JAVA", "ns1", "true", "group:default/team-3",
-		"title 7", "e0001", "nope"}
+		"title 7", "e0001", "nope", "component:default/e0002", "v1"}
 	key := keys[r.IntN(len(keys))]
 	if depth > 0 && r.IntN(3) == 0 {
 		var kids []store.Expr
@@ -227,7 +240,9 @@ func TestQueriesAgainstModel(t *testing.T) {
 		}
 
 		// Facets over the filter, by original value.
-		path := []string{"spec.type", "metadata.tags", "metadata.title", "kind", "metadata.name"}[r.IntN(5)]
+		paths := []string{"spec.type", "metadata.tags", "metadata.title", "kind", "metadata.name",
+			"spec.dependson", "metadata.annotations.a.io/b"}
+		path := paths[r.IntN(len(paths))]
 		wantF := map[string]int{}
 		for ref := range want {
 			for _, row := range m[ref] {

@@ -1068,9 +1068,42 @@ var uncountedFacets = map[string]bool{
 	"relations.parentof": true,
 }
 
+// uncountedFamilies are further paths left uncounted, with every path
+// under them: annotations, links and profiles (slugs, URLs, e-mail
+// addresses), and the lists of other entities' refs (dependsOn,
+// providesApis, consumesApis, a Location's targets, a group's children)
+// with their forward relations, whose values are as many as the entities
+// that list them. With the per-item rows of such lists (spec.dependsOn.x =
+// true, one path per item) they were 72% of the facet counts of the
+// generated 100k catalog (320k of 444k keys), and the facet writes were a
+// seventh of the stitch phase and a third of its heap (an experiment
+// without them: 14.6 / 12.8 s instead of 17.1 / 14.8 s, 293 / 272 MiB
+// anonymous instead of 407 / 400). Counts and facets of these paths are
+// computed from their search rows instead: the same answers, found by a
+// walk.
+var uncountedFamilies = []string{
+	"metadata.annotations", "metadata.links", "spec.profile",
+	"spec.dependson", "spec.dependencyof", "spec.providesapis", "spec.consumesapis",
+	"spec.children", "spec.targets", "spec.target",
+	"relations.dependson", "relations.providesapi", "relations.consumesapi",
+}
+
+// uncounted says whether the values of path have no facet counts.
+func uncounted(path string) bool {
+	if uncountedFacets[path] {
+		return true
+	}
+	for _, f := range uncountedFamilies {
+		if strings.HasPrefix(path, f) && (len(path) == len(f) || path[len(f)] == '.') {
+			return true
+		}
+	}
+	return false
+}
+
 // facet records a change of the count of r's (path, value, original).
 func (w *indexBuf) facet(r row, delta int64) {
-	if r.null() || uncountedFacets[r.path] {
+	if r.null() || uncounted(r.path) {
 		return
 	}
 	w.key = append(append(append(append(append(w.key[:0], r.path...), 0), r.value...), 0), r.orig...)

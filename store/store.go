@@ -40,7 +40,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +48,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "9"
+const schemaVersion = "10"
 
 var (
 	rootBucket      = []byte("v1")
@@ -194,14 +193,13 @@ func (d *DB) init() error {
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
-		case string(v) == "5", string(v) == "6", string(v) == "7", string(v) == "8":
+		case string(v) >= "5" && string(v) <= "9" && len(v) == 1:
 			// Version 5 lacks the stitchq bucket, version 7 the relq
 			// bucket and version 8 the searchsegs bucket, created above;
-			// 5 and 6 count the facets that version 7 leaves uncounted.
-			if string(v) == "5" || string(v) == "6" {
-				if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
-					return fmt.Errorf("upgrade from schema version %s: %w", v, err)
-				}
+			// versions up to 9 count facets that version 10 leaves
+			// uncounted.
+			if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
+				return fmt.Errorf("upgrade from schema version %s: %w", v, err)
 			}
 			return meta.Put([]byte("version"), []byte(schemaVersion))
 		case string(v) != schemaVersion:
@@ -211,19 +209,18 @@ func (d *DB) init() error {
 	})
 }
 
-// dropUncountedFacets deletes the value counts of the paths in
-// uncountedFacets, which are no longer maintained (their entity counts,
-// path ‖ 1, are).
+// dropUncountedFacets deletes the value counts (path ‖ 0 ‖ …) of the
+// paths that are not counted (uncounted), which are no longer maintained;
+// their entity counts (path ‖ 1) are. It reads the whole bucket, once, on
+// an upgrade.
 func dropUncountedFacets(facets *bolt.Bucket) error {
 	var drop [][]byte
-	for path := range uncountedFacets {
-		prefix := []byte(path + "\x00")
-		c := facets.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	c := facets.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if i := bytes.IndexByte(k, 0); i >= 0 && uncounted(string(k[:i])) {
 			drop = append(drop, bytes.Clone(k))
 		}
 	}
-	slices.SortFunc(drop, bytes.Compare)
 	for _, k := range drop {
 		if err := facets.Delete(k); err != nil {
 			return err
