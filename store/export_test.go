@@ -31,7 +31,7 @@ func (d *DB) CheckIndex() error {
 			flags := rowFlags(rows, nil)
 			for i, r := range rows {
 				fl := flags[i]
-				if fl&rowMin != 0 {
+				if fl&rowMin != 0 && !inUncountedFamily(r.path) {
 					facets[r.path+"\x01"]++
 				}
 				val := ""

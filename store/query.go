@@ -473,7 +473,7 @@ func (q *querier) estimate(e Expr) int {
 		return n
 	case HasPrefix:
 		if e.Prefix == "" {
-			if path, ok := queryable(e.Key); ok {
+			if path, ok := queryable(e.Key); ok && !inUncountedFamily(path) {
 				return q.valuedCount(path)
 			}
 		}
@@ -497,7 +497,7 @@ func (q *querier) count(e Expr) (int, error) {
 		}
 	case HasPrefix:
 		if e.Prefix == "" {
-			if path, ok := queryable(e.Key); ok && path != "" {
+			if path, ok := queryable(e.Key); ok && path != "" && !inUncountedFamily(path) {
 				return q.valuedCount(path), nil
 			}
 		}
@@ -544,7 +544,8 @@ func (q *querier) eqCount(key, value string) (int, bool) {
 // row every entity has.
 func (q *querier) servedCount() int { return q.counter([]byte{0, 0}) }
 
-// valuedCount is the number of entities with a value under path.
+// valuedCount is the number of entities with a value under path; paths
+// under uncountedFamilies have none (0).
 func (q *querier) valuedCount(path string) int {
 	return q.counter(append([]byte(path), 1))
 }

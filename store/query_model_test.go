@@ -202,7 +202,8 @@ func TestQueriesAgainstModel(t *testing.T) {
 		}
 
 		// A page walk in a random order equals the model's sort.
-		order := []string{"", "metadata.title", "spec.type", "metadata.tags", "spec.long"}[r.IntN(5)]
+		orders := []string{"", "metadata.title", "spec.type", "metadata.tags", "spec.long", "spec.dependson", "metadata.annotations.a.io/b"}
+		order := orders[r.IntN(len(orders))]
 		desc := r.IntN(2) == 0
 		type ent struct{ ref, v string }
 		var ents []ent

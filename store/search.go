@@ -1090,9 +1090,13 @@ var uncountedFamilies = []string{
 
 // uncounted says whether the values of path have no facet counts.
 func uncounted(path string) bool {
-	if uncountedFacets[path] {
-		return true
-	}
+	return uncountedFacets[path] || inUncountedFamily(path)
+}
+
+// inUncountedFamily says whether path is under uncountedFamilies. Such a
+// path has no count of the entities with a value either (path ‖ 1): the
+// per-item paths (spec.dependsOn.x) would need one per item.
+func inUncountedFamily(path string) bool {
 	for _, f := range uncountedFamilies {
 		if strings.HasPrefix(path, f) && (len(path) == len(f) || path[len(f)] == '.') {
 			return true
@@ -1113,6 +1117,9 @@ func (w *indexBuf) facet(r row, delta int64) {
 // valued records a change of the number of entities with a value under
 // path (the rows carrying rowMin).
 func (w *indexBuf) valued(path string, delta int64) {
+	if inUncountedFamily(path) {
+		return
+	}
 	w.key = append(append(w.key[:0], path...), 1)
 	w.countDelta(w.key, delta)
 }

@@ -209,15 +209,18 @@ func (d *DB) init() error {
 	})
 }
 
-// dropUncountedFacets deletes the value counts (path ‖ 0 ‖ …) of the
-// paths that are not counted (uncounted), which are no longer maintained;
-// their entity counts (path ‖ 1) are. It reads the whole bucket, once, on
-// an upgrade.
+// dropUncountedFacets deletes the counts that are no longer maintained:
+// the value counts (path ‖ 0 ‖ …) of uncounted paths and the entity counts
+// (path ‖ 1) of the paths under uncountedFamilies. It reads the whole
+// bucket, once, on an upgrade.
 func dropUncountedFacets(facets *bolt.Bucket) error {
 	var drop [][]byte
 	c := facets.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if i := bytes.IndexByte(k, 0); i >= 0 && uncounted(string(k[:i])) {
+		i := bytes.IndexByte(k, 0)
+		switch {
+		case i >= 0 && uncounted(string(k[:i])),
+			i < 0 && len(k) > 0 && k[len(k)-1] == 1 && inUncountedFamily(string(k[:len(k)-1])):
 			drop = append(drop, bytes.Clone(k))
 		}
 	}
