@@ -30,8 +30,8 @@ import (
 // Summarize counts only applied rows; the rows still in relq belong to
 // changes whose final entities are not stitched yet either.
 
-// relQChunk bounds the row writes one transaction of applyRelQ makes
-// (whole records, at least one); a var so that tests can make it small.
+// relQChunk bounds the row writes one transaction of applyRelQ makes; a
+// var so that tests can make it small.
 var relQChunk = 100_000
 
 // afterRelQChunk, when a test sets it, runs after each transaction of
@@ -203,36 +203,75 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 	return nil
 }
 
-// applyRelQ applies the relation rows logged in relq to bysource, in
-// transactions of up to relQChunk writes, so that a stitch prepared after
-// it reads every relation. It stops at the record that was last when it
-// began: commits running meanwhile cannot keep it going, and StitchPending
-// leaves their rows to the write transaction.
+// applyRelQ applies the relation rows logged in relq to bysource, so that
+// a stitch prepared after it reads every relation. It merges the records
+// (each sorted) in key order, an older record's write to a key before a
+// newer one's, and writes up to relQChunk rows per transaction: each
+// transaction covers one key range of bysource, so each of its leaves is
+// rewritten about once, where applying whole records rewrote most leaves
+// in every transaction (3.0 s at 100k, the heap's peak at the start of
+// stitching). The records are deleted in the last transaction.
+//
+// It stops at the record that was last when it began: commits running
+// meanwhile cannot keep it going, and StitchPending leaves their rows to
+// the write transaction. A transaction that stitches in between applies
+// the whole log and deletes it, and then there is nothing left to do. A
+// crash in the middle leaves the records, which are applied again from
+// the start: the same writes in the same order, with no other bysource
+// write in between (any such write applies and deletes the log first).
 func (d *DB) applyRelQ() error {
-	var upTo []byte
-	for more := true; more; {
+	var (
+		recs []relQRecord // the records up to the last one, oldest first
+		done bool
+	)
+	for !done {
 		err := d.boltUpdate(func(tx *bolt.Tx) error {
 			b := open(tx)
-			if upTo == nil {
-				last, _ := b.relQ.Cursor().Last()
-				if last == nil {
-					more = false
+			if recs == nil {
+				c := b.relQ.Cursor()
+				for k, _ := c.First(); k != nil; k, _ = c.Next() {
+					recs = append(recs, relQRecord{key: bytes.Clone(k)})
+				}
+				if recs == nil {
+					done = true
 					return nil
 				}
-				upTo = bytes.Clone(last)
 			}
-			keys, ops, err := loadRelQ(b.relQ, relQChunk, upTo)
-			if err != nil {
-				return err
+			m := relQMerge{}
+			for i := range recs {
+				v := b.relQ.Get(recs[i].key)
+				if v == nil {
+					// Applied and deleted by a transaction that stitched.
+					done = true
+					return nil
+				}
+				if err := m.push(recs, i, v); err != nil {
+					return err
+				}
 			}
-			if err := writeRelOps(b.bySource, ops); err != nil {
-				return err
+			for n := 0; n < relQChunk && len(m.heap) > 0; n++ {
+				op, err := m.pop(recs)
+				if err != nil {
+					return err
+				}
+				if op.put {
+					err = b.bySource.Put(op.key, nil)
+				} else {
+					err = b.bySource.Delete(op.key)
+				}
+				if err != nil {
+					return err
+				}
 			}
-			if err := deleteKeys(b.relQ, keys); err != nil {
-				return err
+			if len(m.heap) > 0 {
+				return nil
 			}
-			k, _ := b.relQ.Cursor().First()
-			more = k != nil && bytes.Compare(k, upTo) <= 0
+			done = true
+			for _, r := range recs {
+				if err := b.relQ.Delete(r.key); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
 		if err != nil {
@@ -243,4 +282,108 @@ func (d *DB) applyRelQ() error {
 		}
 	}
 	return nil
+}
+
+// relQRecord is a record of relq being applied: its key and how far
+// (bytes into its value) its writes are applied.
+type relQRecord struct {
+	key []byte
+	off int
+}
+
+// relQMerge merges the records' remaining writes in key order; heads holds
+// each record's next write, heap the records with one, smallest first
+// (ties: the older record).
+type relQMerge struct {
+	heads map[int]relOp
+	vals  map[int][]byte
+	heap  []int
+}
+
+// push adds record i, whose value is v, from its applied offset.
+func (m *relQMerge) push(recs []relQRecord, i int, v []byte) error {
+	if m.heads == nil {
+		m.heads, m.vals = map[int]relOp{}, map[int][]byte{}
+	}
+	m.vals[i] = v
+	if recs[i].off >= len(v) {
+		return nil
+	}
+	op, err := relQOpAt(recs[i].key, v, recs[i].off)
+	if err != nil {
+		return err
+	}
+	m.heads[i] = op
+	m.heap = append(m.heap, i)
+	m.up(len(m.heap) - 1)
+	return nil
+}
+
+// pop returns the smallest write and moves its record on.
+func (m *relQMerge) pop(recs []relQRecord) (relOp, error) {
+	i := m.heap[0]
+	op := m.heads[i]
+	recs[i].off = op.seq // relQOpAt keeps the next offset in seq
+	if v := m.vals[i]; recs[i].off < len(v) {
+		next, err := relQOpAt(recs[i].key, v, recs[i].off)
+		if err != nil {
+			return op, err
+		}
+		m.heads[i] = next
+	} else {
+		last := len(m.heap) - 1
+		m.heap[0] = m.heap[last]
+		m.heap = m.heap[:last]
+	}
+	if len(m.heap) > 0 {
+		m.down(0)
+	}
+	return op, nil
+}
+
+func (m *relQMerge) less(a, b int) bool {
+	ra, rb := m.heap[a], m.heap[b]
+	if c := bytes.Compare(m.heads[ra].key, m.heads[rb].key); c != 0 {
+		return c < 0
+	}
+	return ra < rb
+}
+
+func (m *relQMerge) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !m.less(i, p) {
+			return
+		}
+		m.heap[i], m.heap[p] = m.heap[p], m.heap[i]
+		i = p
+	}
+}
+
+func (m *relQMerge) down(i int) {
+	for {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < len(m.heap) && m.less(l, least) {
+			least = l
+		}
+		if r < len(m.heap) && m.less(r, least) {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		m.heap[i], m.heap[least] = m.heap[least], m.heap[i]
+		i = least
+	}
+}
+
+// relQOpAt decodes the write at offset off of record k's value v; the
+// returned op's seq is the offset of the write after it.
+func relQOpAt(k, v []byte, off int) (relOp, error) {
+	n, w := binary.Uvarint(v[off+1:])
+	if w <= 0 || uint64(len(v)-off-1-w) < n {
+		return relOp{}, fmt.Errorf("relq record %x is truncated: %w", k, errCorrupt)
+	}
+	start := off + 1 + w
+	return relOp{key: v[start : start+int(n)], put: v[off] == 1, seq: start + int(n)}, nil
 }
