@@ -177,10 +177,7 @@ func TestRelationsLoggedWhileApplying(t *testing.T) {
 // entities after it starts again.
 func TestLoggedRelationsSurviveReopening(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	applyRoots(t, db, child(relLoc, prov))
 	commit(t, db, ok(relLoc, "loc", nil, child(relGroup, "url:loc"), child(relC, "url:loc")))
 	commit(t, db, ok(relGroup, "g", nil), ok(relC, "c", nil))

@@ -191,10 +191,7 @@ func TestSmallBatchesWriteNoSegment(t *testing.T) {
 // partial copy; its sources are intact, so Open deletes the copy.
 func TestOpenDropsUnfinishedCompaction(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	applyRoots(t, db, child(segLoc, prov))
 	commit(t, db, ok(segLoc, "loc", nil, child(segRef(0), "url:seg")))
 	commit(t, db, typed(segRef(0), "service"))
@@ -212,10 +209,7 @@ func TestOpenDropsUnfinishedCompaction(t *testing.T) {
 		}
 		return part.Put([]byte("spec.type\x00service\x00component:default/c00"), []byte{3})
 	})
-	db, err = store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path)
 	defer db.Close()
 	eq(t, "services", withType(t, db, "service"), refsUpTo(1))
 	// CheckIndex also fails while a compaction copy is left.

@@ -315,6 +315,13 @@ func reopen(t *testing.T, db *store.DB, path string) *store.DB {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return openAt(t, path)
+}
+
+// openAt opens (or creates) the catalog file at path, failing the test
+// when it cannot; the caller closes it.
+func openAt(t *testing.T, path string) *store.DB {
+	t.Helper()
 	db, err := store.Open(path, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -396,10 +403,7 @@ func TestOpenSchemaVersion(t *testing.T) {
 
 func TestOpenLockedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	defer db.Close()
 	start := time.Now()
 	db2, err := store.Open(path, store.Options{NoSync: true, Timeout: 100 * time.Millisecond})
@@ -1525,10 +1529,7 @@ func keys[V any](m map[string]V) []string {
 
 func TestReopenPersists(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
-	db, err := store.Open(path, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	const (
 		r, a, b = "location:default/r", "component:default/a", "component:default/b"
 	)
