@@ -568,22 +568,24 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 		drop []string
 		// staleCount adds the facet counts of a reverse relation, which
 		// versions 5 and 6 kept, and of a dependsOn item, which versions
-		// up to 9 kept; version 10 counts neither.
+		// up to 9 kept; version 10 counts neither. Every version up to 10
+		// has the searchref bucket, which 11 drops.
 		staleCount  bool
 		wantErr     []string
 		wantVersion string
 	}{
-		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "10"},
-		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "10"},
-		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "10"},
-		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "10"},
-		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "10"},
-		{name: "version 9 with counts of dependsOn is upgraded", version: "9", staleCount: true, wantVersion: "10"},
-		{name: "current version opens", version: "10", wantVersion: "10"},
+		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "11"},
+		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "11"},
+		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "11"},
+		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "11"},
+		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "11"},
+		{name: "version 9 with counts of dependsOn is upgraded", version: "9", staleCount: true, wantVersion: "11"},
+		{name: "version 10 with searchref is upgraded", version: "10", wantVersion: "11"},
+		{name: "current version opens", version: "11", wantVersion: "11"},
 		{name: "version 4 is refused", version: "4", drop: []string{"stitchq", "relq", "searchsegs"},
 			wantErr: []string{`"4"`, "not supported", "delete the file"}, wantVersion: "4"},
-		{name: "version 11 is refused", version: "11", drop: []string{"stitchq", "relq", "searchsegs"},
-			wantErr: []string{`"11"`, "not supported", "delete the file"}, wantVersion: "11"},
+		{name: "version 12 is refused", version: "12", drop: []string{"stitchq", "relq", "searchsegs"},
+			wantErr: []string{`"12"`, "not supported", "delete the file"}, wantVersion: "12"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -609,6 +611,10 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 				addFacetCount(t, path, "relations.ownerof\x00component:default/a\x00component:default/a")
 				addFacetCount(t, path, "spec.dependson.component:default/b\x00true\x00true")
 			}
+			oldSearchRef := len(tc.version) == 1 || tc.version == "10" || tc.version == "12"
+			if oldSearchRef {
+				addSearchRef(t, path, a)
+			}
 
 			db, err = store.Open(path, store.Options{NoSync: true})
 			if tc.wantErr != nil {
@@ -627,6 +633,9 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 					if _, has := readMeta(t, path, name); has {
 						t.Errorf("refusing the file created bucket %s", name)
 					}
+				}
+				if _, has := readMeta(t, path, "searchref"); has != oldSearchRef {
+					t.Errorf("refusing the file changed its searchref bucket (there: %v)", has)
 				}
 				return
 			}
@@ -655,6 +664,9 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 					t.Errorf("bucket %s was not created", name)
 				}
 			}
+			if _, has := readMeta(t, path, "searchref"); has {
+				t.Error("the searchref bucket of schema 10 was kept")
+			}
 		})
 	}
 }
@@ -679,6 +691,20 @@ func addFacetCount(t *testing.T, path, key string) {
 	t.Helper()
 	updateFile(t, path, func(root *bolt.Bucket) error {
 		return root.Bucket([]byte("facets")).Put([]byte(key), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+	})
+}
+
+// addSearchRef gives a closed file the searchref bucket of schema 10 and
+// earlier, holding ref's rows (their format does not matter: nothing reads
+// them any more).
+func addSearchRef(t *testing.T, path, ref string) {
+	t.Helper()
+	updateFile(t, path, func(root *bolt.Bucket) error {
+		b, err := root.CreateBucketIfNotExists([]byte("searchref"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(ref), []byte{1})
 	})
 }
 

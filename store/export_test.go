@@ -12,14 +12,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// CheckIndex rebuilds the search, searchref and facets buckets from the
-// served entities and compares them with the maintained ones, key by key
+// CheckIndex rebuilds the search and facets buckets from the served
+// entities and compares them with the maintained ones, key by key
 // and value by value: incremental maintenance must equal a rebuild.
 func (d *DB) CheckIndex() error {
 	return d.bolt.View(func(tx *bolt.Tx) error {
 		b := open(tx)
 		search := map[string]string{}
-		searchRef := map[string]string{}
 		facets := map[string]uint64{}
 		err := b.final.ForEach(func(k, v []byte) error {
 			ref := string(k)
@@ -27,7 +26,6 @@ func (d *DB) CheckIndex() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", ref, err)
 			}
-			searchRef[ref] = string(encodeRows(rows))
 			flags := rowFlags(rows, nil)
 			for i, r := range rows {
 				fl := flags[i]
@@ -50,9 +48,6 @@ func (d *DB) CheckIndex() error {
 			return err
 		}
 		if err := sameSearch(b, search); err != nil {
-			return err
-		}
-		if err := sameBucket("searchref", b.searchRef, searchRef); err != nil {
 			return err
 		}
 		want := map[string]string{}
@@ -145,7 +140,7 @@ func (d *DB) FacetRows(path string) (map[string]uint64, error) {
 func (d *DB) SearchRows(ref string) ([]string, error) {
 	var out []string
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		rows, err := decodeRows(open(tx).searchRef.Get([]byte(ref)))
+		rows, err := (&indexBuf{}).storedRows(open(tx), ref)
 		if err != nil {
 			return err
 		}
@@ -169,7 +164,7 @@ type SearchRow struct {
 func (d *DB) StoredRows(ref string) ([]SearchRow, error) {
 	var out []SearchRow
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		rows, err := decodeRows(open(tx).searchRef.Get([]byte(ref)))
+		rows, err := (&indexBuf{}).storedRows(open(tx), ref)
 		for _, r := range rows {
 			if r.path != "" {
 				out = append(out, SearchRow{Path: r.path, Value: r.value, Orig: r.orig, Null: r.null()})
@@ -207,14 +202,14 @@ func (d *DB) PreparedStitchBatches() int {
 }
 
 // index makes ref's search rows those of body, its new served JSON, in
-// w's transaction: the index maintenance of one stitch without the rest
-// (search tests and BenchmarkStitchIndex).
+// w's transaction, and stores body as its final entity (under a fixed
+// etag), which the next index of ref diffs against: the index maintenance
+// of one stitch without the rest (search tests and BenchmarkStitchIndex).
 func (w *writer) index(ref string, body []byte) error {
-	enc, err := w.indexRows(w.buckets, ref, body)
-	if err != nil || enc == nil {
+	if err := w.indexRows(w.buckets, ref, body); err != nil {
 		return err
 	}
-	return w.searchRef.Put([]byte(ref), enc)
+	return w.final.Put([]byte(ref), append([]byte(strings.Repeat("0", etagLen)), body...))
 }
 
 // RelationLog reports what relq holds: the deferred commits' records and

@@ -16,11 +16,11 @@ import (
 // The search index mirrors Backstage's `search` table (buildEntitySearch.ts,
 // reference §2.7): every served entity is flattened into rows of a dotted,
 // lowercased key and a lowercased value, with the original value kept for
-// facets. The rows live in three buckets, all written in the stitch
-// transaction so that a reader never sees an entity half indexed:
+// facets. The rows live in two buckets, written in the stitch transaction
+// with the final entity they are flattened from, so that a reader never
+// sees an entity half indexed:
 //
 //	search     path ‖ 0 ‖ value ‖ 0 ‖ ref → flags ‖ [original]
-//	searchref  ref → the entity's rows, sorted and prefix-compressed
 //	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte big-endian row count
 //	           path ‖ 1 → number of entities with a value under path
 //
@@ -675,114 +675,6 @@ func rowFlags(rows []row, flags []byte) []byte {
 	return flags
 }
 
-// The searchref value: a format byte, then per row (sorted) the length of
-// the path prefix shared with the previous row, the rest of the path, a
-// uvarint len(value)<<2 | kind, the value, and for kind origDiffers the
-// original. Paths repeat heavily (array items, annotations), so sharing
-// prefixes keeps the record small.
-const (
-	rowsFormat = 1
-
-	kindSame    = 0 // the original equals the lowercased value
-	kindDiffers = 1 // the original follows
-	kindNull    = 2 // no value
-)
-
-func encodeRows(rows []row) []byte {
-	n := 1
-	for _, r := range rows {
-		n += len(r.path) + len(r.value) + len(r.orig) + 4
-	}
-	b := make([]byte, 0, n)
-	b = append(b, rowsFormat)
-	prev := ""
-	for _, r := range rows {
-		shared := 0
-		for shared < len(prev) && shared < len(r.path) && prev[shared] == r.path[shared] {
-			shared++
-		}
-		b = binary.AppendUvarint(b, uint64(shared))
-		b = appendString(b, r.path[shared:])
-		prev = r.path
-		switch {
-		case r.null():
-			b = binary.AppendUvarint(b, kindNull)
-		case r.orig == r.value:
-			b = binary.AppendUvarint(b, uint64(len(r.value))<<2|kindSame)
-			b = append(b, r.value...)
-		default:
-			b = binary.AppendUvarint(b, uint64(len(r.value))<<2|kindDiffers)
-			b = append(b, r.value...)
-			b = appendString(b, r.orig)
-		}
-	}
-	return b
-}
-
-func decodeRows(b []byte) ([]row, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	if b[0] != rowsFormat {
-		return nil, fmt.Errorf("search rows: %w (unknown format)", errCorrupt)
-	}
-	d := decoder{b: b[1:]}
-	var rows []row
-	prev := ""
-	for len(d.b) > 0 && d.err == nil {
-		shared := d.uvarint()
-		if shared > uint64(len(prev)) {
-			return nil, fmt.Errorf("search rows: %w", errCorrupt)
-		}
-		r := row{path: prev[:shared] + d.str()}
-		prev = r.path
-		vk := d.uvarint()
-		switch vk & 3 {
-		case kindNull:
-			r.value = nullValue
-		case kindSame, kindDiffers:
-			r.value = string(d.take(int(vk >> 2)))
-			r.orig = r.value
-			if vk&3 == kindDiffers {
-				r.orig = d.str()
-			}
-		default:
-			d.err = errCorrupt
-		}
-		rows = append(rows, r)
-	}
-	if d.err != nil {
-		return nil, fmt.Errorf("search rows: %w", d.err)
-	}
-	return rows, nil
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	n, k := binary.Uvarint(d.b)
-	if k <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[k:]
-	return n
-}
-
-func (d *decoder) take(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(d.b) {
-		d.err = errCorrupt
-		return nil
-	}
-	out := d.b[:n]
-	d.b = d.b[n:]
-	return out
-}
-
 // searchKey appends path ‖ 0 ‖ value ‖ 0 ‖ ref to k.
 func searchKey(k []byte, path, value, ref string) []byte {
 	k = append(k, path...)
@@ -806,46 +698,59 @@ func splitSearchKey(k []byte, pathLen int) (value, ref []byte) {
 // --- maintenance in the write transaction ----------------------------------
 
 // indexRows queues the search row and facet changes that make ref's rows
-// those of body, reading its current rows from b, and returns the new
-// searchref value, or nil when the rows did not change. It only reads b,
-// so it can run on a read transaction (StitchPending).
-func (w *indexBuf) indexRows(b *buckets, ref string, body []byte) ([]byte, error) {
+// those of body, its new served JSON. It only reads b, so it can run on a
+// read transaction (StitchPending).
+func (w *indexBuf) indexRows(b *buckets, ref string, body []byte) error {
+	rows, err := w.flatten(body)
+	if err != nil {
+		return err
+	}
+	old, err := w.storedRows(b, ref)
+	if err != nil {
+		return err
+	}
+	if slices.Equal(old, rows) {
+		return nil
+	}
+	return w.syncRows(ref, old, rows)
+}
+
+// storedRows returns the rows ref has in the index: those of its stored
+// final entity, flattened again. The index holds exactly the flattened
+// final entities (written in the same transaction; CheckIndex verifies
+// it), so the rows are not kept a second time: until schema 10 a searchref
+// bucket held them, 90 MB at 100k entities and a large write for every
+// stitch, to save this flatten of the entities that change. Changing what
+// flatten returns for a stored entity therefore needs a schema upgrade
+// that rebuilds the index.
+func (w *indexBuf) storedRows(b *buckets, ref string) ([]row, error) {
+	v := b.final.Get([]byte(ref))
+	if len(v) <= etagLen {
+		return nil, nil
+	}
+	rows, err := w.flatten(v[etagLen:])
+	if err != nil {
+		return nil, fmt.Errorf("stored entity %s: %w", ref, err)
+	}
+	return rows, nil
+}
+
+// flatten is flattenWith on the buffer's cache of keys.
+func (w *indexBuf) flatten(body []byte) ([]row, error) {
 	if w.keys == nil {
 		w.keys = map[string]string{}
 	}
-	rows, err := flattenWith(body, w.keys)
-	if err != nil {
-		return nil, err
-	}
-	enc := encodeRows(rows)
-	old := b.searchRef.Get([]byte(ref))
-	if bytes.Equal(old, enc) {
-		return nil, nil
-	}
-	oldRows, err := decodeRows(old)
-	if err != nil {
-		return nil, err
-	}
-	if err := w.syncRows(ref, oldRows, rows); err != nil {
-		return nil, err
-	}
-	return enc, nil
+	return flattenWith(body, w.keys)
 }
 
-// unindex removes every search row of ref (the entity is no longer served).
+// unindex removes every search row of ref (the entity is no longer
+// served). It runs before the final entity is deleted.
 func (w *writer) unindex(ref string) error {
-	old := w.searchRef.Get([]byte(ref))
-	if old == nil {
-		return nil
-	}
-	oldRows, err := decodeRows(old)
-	if err != nil {
+	old, err := w.storedRows(w.buckets, ref)
+	if err != nil || old == nil {
 		return err
 	}
-	if err := w.syncRows(ref, oldRows, nil); err != nil {
-		return err
-	}
-	return w.searchRef.Delete([]byte(ref))
+	return w.syncRows(ref, old, nil)
 }
 
 // syncRows turns the stored rows old of ref into rows (both sorted): rows

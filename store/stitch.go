@@ -71,20 +71,12 @@ type stitched struct {
 	ref string
 	// final is etag ‖ served JSON.
 	final []byte
-	// searchRef is ref's new searchref value; nil when its rows did not
-	// change.
-	searchRef []byte
 }
 
 // applyStitch writes what prepareStitch built. The search row and facet
 // changes are already queued in the indexBuf that prepared it.
 func (w *writer) applyStitch(s *stitched) error {
 	w.stats.Stitched++
-	if s.searchRef != nil {
-		if err := w.searchRef.Put([]byte(s.ref), s.searchRef); err != nil {
-			return err
-		}
-	}
 	return w.final.Put([]byte(s.ref), s.final)
 }
 
@@ -209,11 +201,10 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 		out = append(out, `]}`...)
 	}
 	out = append(out, '}')
-	enc, err := w.indexRows(b, ref, out[etagLen:])
-	if err != nil {
+	if err := w.indexRows(b, ref, out[etagLen:]); err != nil {
 		return nil, fmt.Errorf("search index: %w", err)
 	}
-	return &stitched{ref: ref, final: out, searchRef: enc}, nil
+	return &stitched{ref: ref, final: out}, nil
 }
 
 // appendJSONString appends s as a JSON string literal.

@@ -17,7 +17,6 @@
 //	uids       uid → ref
 //	errors     ref → ""                           entities whose last run had errors
 //	search     path ‖ 0 ‖ value ‖ 0 ‖ ref → flags ‖ [original]   search rows (search.go)
-//	searchref  ref → the entity's search rows, compact   diffed on restitch
 //	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte count   rows per value
 //	           path ‖ 1 → 8-byte count               entities with a value under path
 //	stitchq    ref → ""                           final entities to rebuild (deferred stitching)
@@ -26,9 +25,10 @@
 //	searchsegs segments of the search index written by large stitch
 //	           batches, merged back when stitching goes idle (segments.go)
 //
-// search, searchref and facets are the flattened served entities of
-// reference §2.7, written in the stitch transaction: search.go documents
-// them, query.go answers filters, paging and facets from them.
+// search and facets are the flattened served entities of reference §2.7,
+// written in the stitch transaction with the final entities they are
+// flattened from: search.go documents them, query.go answers filters,
+// paging and facets from them.
 //
 // Refs are canonical lowercased "kind:namespace/name" strings and never
 // contain a zero byte, so 0 separates the parts of composite keys.
@@ -48,29 +48,30 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "10"
+const schemaVersion = "11"
 
 var (
-	rootBucket      = []byte("v1")
-	metaBucket      = []byte("meta")
-	stateBucket     = []byte("state")
-	queueBucket     = []byte("queue")
-	scheduleBucket  = []byte("schedule")
-	edgesBucket     = []byte("edges")
-	parentsBucket   = []byte("parents")
-	bySourceBucket  = []byte("bysource")
-	finalBucket     = []byte("final")
-	uidsBucket      = []byte("uids")
-	errorsBucket    = []byte("errors")
-	searchBucket    = []byte("search")
-	searchRefBucket = []byte("searchref")
-	facetsBucket    = []byte("facets")
-	stitchQBucket   = []byte("stitchq")
-	relQBucket      = []byte("relq")
+	rootBucket     = []byte("v1")
+	metaBucket     = []byte("meta")
+	stateBucket    = []byte("state")
+	queueBucket    = []byte("queue")
+	scheduleBucket = []byte("schedule")
+	edgesBucket    = []byte("edges")
+	parentsBucket  = []byte("parents")
+	bySourceBucket = []byte("bysource")
+	finalBucket    = []byte("final")
+	uidsBucket     = []byte("uids")
+	errorsBucket   = []byte("errors")
+	searchBucket   = []byte("search")
+	facetsBucket   = []byte("facets")
+	stitchQBucket  = []byte("stitchq")
+	relQBucket     = []byte("relq")
+	// oldSearchRefBucket held each entity's search rows until schema 10.
+	oldSearchRefBucket = []byte("searchref")
 
 	allBuckets = [][]byte{metaBucket, stateBucket, queueBucket, scheduleBucket, edgesBucket, parentsBucket,
 		bySourceBucket, finalBucket, uidsBucket, errorsBucket,
-		searchBucket, searchRefBucket, facetsBucket, stitchQBucket, relQBucket, searchSegsBucket}
+		searchBucket, facetsBucket, stitchQBucket, relQBucket, searchSegsBucket}
 )
 
 // ProviderPrefix marks the parent key of root entities: a root is a child of
@@ -193,13 +194,22 @@ func (d *DB) init() error {
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
-		case string(v) >= "5" && string(v) <= "9" && len(v) == 1:
+		case string(v) == "10" || string(v) >= "5" && string(v) <= "9" && len(v) == 1:
 			// Version 5 lacks the stitchq bucket, version 7 the relq
 			// bucket and version 8 the searchsegs bucket, created above;
 			// versions up to 9 count facets that version 10 leaves
-			// uncounted.
-			if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
-				return fmt.Errorf("upgrade from schema version %s: %w", v, err)
+			// uncounted; versions up to 10 keep every entity's search
+			// rows a second time (searchref), which version 11 flattens
+			// from its final entity instead (storedRows).
+			if string(v) != "10" {
+				if err := dropUncountedFacets(root.Bucket(facetsBucket)); err != nil {
+					return fmt.Errorf("upgrade from schema version %s: %w", v, err)
+				}
+			}
+			if root.Bucket(oldSearchRefBucket) != nil {
+				if err := root.DeleteBucket(oldSearchRefBucket); err != nil {
+					return fmt.Errorf("upgrade from schema version %s: %w", v, err)
+				}
 			}
 			return meta.Put([]byte("version"), []byte(schemaVersion))
 		case string(v) != schemaVersion:
@@ -263,7 +273,7 @@ type buckets struct {
 	tx                                     *bolt.Tx
 	state, queue, schedule, edges, parents *bolt.Bucket
 	bySource, final, uids, errs            *bolt.Bucket
-	search, searchRef, facets              *bolt.Bucket
+	search, facets                         *bolt.Bucket
 	stitchQ, relQ                          *bolt.Bucket
 	// segRoot holds the search segments, segs (oldest first) under
 	// segKeys.
@@ -276,7 +286,7 @@ func open(tx *bolt.Tx) *buckets {
 	b := openBuckets(tx)
 	if tx.Writable() {
 		for _, x := range []*bolt.Bucket{b.state, b.queue, b.schedule, b.edges, b.parents, b.bySource,
-			b.final, b.uids, b.errs, b.search, b.searchRef, b.facets, b.stitchQ, b.relQ} {
+			b.final, b.uids, b.errs, b.search, b.facets, b.stitchQ, b.relQ} {
 			x.FillPercent = fillPercent
 		}
 	}
@@ -299,21 +309,20 @@ const fillPercent = 0.75
 func openBuckets(tx *bolt.Tx) *buckets {
 	r := tx.Bucket(rootBucket)
 	return &buckets{
-		tx:        tx,
-		state:     r.Bucket(stateBucket),
-		queue:     r.Bucket(queueBucket),
-		schedule:  r.Bucket(scheduleBucket),
-		edges:     r.Bucket(edgesBucket),
-		parents:   r.Bucket(parentsBucket),
-		bySource:  r.Bucket(bySourceBucket),
-		final:     r.Bucket(finalBucket),
-		uids:      r.Bucket(uidsBucket),
-		errs:      r.Bucket(errorsBucket),
-		search:    r.Bucket(searchBucket),
-		searchRef: r.Bucket(searchRefBucket),
-		facets:    r.Bucket(facetsBucket),
-		stitchQ:   r.Bucket(stitchQBucket),
-		relQ:      r.Bucket(relQBucket),
-		segRoot:   r.Bucket(searchSegsBucket),
+		tx:       tx,
+		state:    r.Bucket(stateBucket),
+		queue:    r.Bucket(queueBucket),
+		schedule: r.Bucket(scheduleBucket),
+		edges:    r.Bucket(edgesBucket),
+		parents:  r.Bucket(parentsBucket),
+		bySource: r.Bucket(bySourceBucket),
+		final:    r.Bucket(finalBucket),
+		uids:     r.Bucket(uidsBucket),
+		errs:     r.Bucket(errorsBucket),
+		search:   r.Bucket(searchBucket),
+		facets:   r.Bucket(facetsBucket),
+		stitchQ:  r.Bucket(stitchQBucket),
+		relQ:     r.Bucket(relQBucket),
+		segRoot:  r.Bucket(searchSegsBucket),
 	}
 }
