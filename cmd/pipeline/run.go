@@ -55,7 +55,7 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 type memoryFlag struct{ mib int }
 
 func (m *memoryFlag) register(fs *flag.FlagSet) {
-	fs.IntVar(&m.mib, "memory-target", 192, "MiB of memory the Go runtime may use before collecting garbage while the live heap is small (fewer collections, less CPU); a live heap over half of it is collected as by default; 0 keeps Go's default; ignored when GOGC or GOMEMLIMIT is set")
+	fs.IntVar(&m.mib, "memory-target", 192, "MiB of memory the Go runtime may use before collecting garbage while the live heap is small (fewer collections, less CPU); once the live heap needs more than half of it, collection is as by default; 0 keeps Go's default; ignored when GOGC or GOMEMLIMIT is set")
 }
 
 // start starts the tuning and returns its stop.
