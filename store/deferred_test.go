@@ -608,12 +608,16 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 			}
 			rewriteMeta(t, path, tc.version, tc.drop...)
 			if tc.staleCount {
-				addFacetCount(t, path, "relations.ownerof\x00component:default/a\x00component:default/a")
-				addFacetCount(t, path, "spec.dependson.component:default/b\x00true\x00true")
+				one := []byte{0, 0, 0, 0, 0, 0, 0, 1} // a facet count of 1
+				putAt(t, path, "facets", "relations.ownerof\x00component:default/a\x00component:default/a", one)
+				putAt(t, path, "facets", "spec.dependson.component:default/b\x00true\x00true", one)
 			}
-			oldSearchRef := len(tc.version) == 1 || tc.version == "10" || tc.version == "12"
+			// Every version but the current one gets schema 10's
+			// searchref bucket (the refused ones to check that refusing
+			// leaves it); its values do not matter, nothing reads them.
+			oldSearchRef := tc.version != "11"
 			if oldSearchRef {
-				addSearchRef(t, path, a)
+				putAt(t, path, "searchref", a, []byte{1})
 			}
 
 			db, err = store.Open(path, store.Options{NoSync: true})
@@ -682,29 +686,6 @@ func rewriteMeta(t *testing.T, path, version string, drop ...string) {
 			}
 		}
 		return root.Bucket([]byte("meta")).Put([]byte("version"), []byte(version))
-	})
-}
-
-// addFacetCount stores a count of 1 under key in the facets bucket of a
-// closed file.
-func addFacetCount(t *testing.T, path, key string) {
-	t.Helper()
-	updateFile(t, path, func(root *bolt.Bucket) error {
-		return root.Bucket([]byte("facets")).Put([]byte(key), []byte{0, 0, 0, 0, 0, 0, 0, 1})
-	})
-}
-
-// addSearchRef gives a closed file the searchref bucket of schema 10 and
-// earlier, holding ref's rows (their format does not matter: nothing reads
-// them any more).
-func addSearchRef(t *testing.T, path, ref string) {
-	t.Helper()
-	updateFile(t, path, func(root *bolt.Bucket) error {
-		b, err := root.CreateBucketIfNotExists([]byte("searchref"))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(ref), []byte{1})
 	})
 }
 

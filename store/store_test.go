@@ -256,12 +256,19 @@ func eq[T any](t testing.TB, what string, got, want T) {
 
 func craft(t *testing.T, path, version string) {
 	t.Helper()
+	putAt(t, path, "meta", "version", []byte(version))
+}
+
+// putAt puts key → value into a bucket of a closed file's root bucket,
+// creating the bucket if it is missing.
+func putAt(t *testing.T, path, bucket, key string, value []byte) {
+	t.Helper()
 	updateFile(t, path, func(root *bolt.Bucket) error {
-		meta, err := root.CreateBucketIfNotExists([]byte("meta"))
+		b, err := root.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return err
 		}
-		return meta.Put([]byte("version"), []byte(version))
+		return b.Put([]byte(key), value)
 	})
 }
 
