@@ -206,7 +206,7 @@ func (d *DB) PreparedStitchBatches() int {
 // etag), which the next index of ref diffs against: the index maintenance
 // of one stitch without the rest (search tests and BenchmarkStitchIndex).
 func (w *writer) index(ref string, body []byte) error {
-	if err := w.indexRows(w.buckets, ref, body); err != nil {
+	if err := w.indexRows(ref, w.final.Get([]byte(ref)), body); err != nil {
 		return err
 	}
 	return w.final.Put([]byte(ref), append([]byte(strings.Repeat("0", etagLen)), body...))

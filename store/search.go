@@ -698,14 +698,15 @@ func splitSearchKey(k []byte, pathLen int) (value, ref []byte) {
 // --- maintenance in the write transaction ----------------------------------
 
 // indexRows queues the search row and facet changes that make ref's rows
-// those of body, its new served JSON. It only reads b, so it can run on a
-// read transaction (StitchPending).
-func (w *indexBuf) indexRows(b *buckets, ref string, body []byte) error {
+// those of body, its new served JSON; stored is its final entity as
+// stored (etag ‖ JSON), nil if it has none. It only reads, so it can run
+// on a read transaction (StitchPending).
+func (w *indexBuf) indexRows(ref string, stored, body []byte) error {
 	rows, err := w.flatten(body)
 	if err != nil {
 		return err
 	}
-	old, err := w.storedRows(b, ref)
+	old, err := w.rowsOf(ref, stored)
 	if err != nil {
 		return err
 	}
@@ -724,11 +725,15 @@ func (w *indexBuf) indexRows(b *buckets, ref string, body []byte) error {
 // flatten returns for a stored entity therefore needs a schema upgrade
 // that rebuilds the index.
 func (w *indexBuf) storedRows(b *buckets, ref string) ([]row, error) {
-	v := b.final.Get([]byte(ref))
-	if len(v) <= etagLen {
+	return w.rowsOf(ref, b.final.Get([]byte(ref)))
+}
+
+// rowsOf is storedRows of the stored final entity, already read.
+func (w *indexBuf) rowsOf(ref string, stored []byte) ([]row, error) {
+	if len(stored) <= etagLen {
 		return nil, nil
 	}
-	rows, err := w.flatten(v[etagLen:])
+	rows, err := w.flatten(stored[etagLen:])
 	if err != nil {
 		return nil, fmt.Errorf("stored entity %s: %w", ref, err)
 	}

@@ -141,7 +141,8 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 	}
 	var sum [sha1.Size]byte
 	etag := hex.EncodeToString(h.Sum(sum[:0]))
-	if old := b.final.Get([]byte(ref)); len(old) >= etagLen && string(old[:etagLen]) == etag {
+	stored := b.final.Get([]byte(ref))
+	if len(stored) >= etagLen && string(stored[:etagLen]) == etag {
 		return nil, nil
 	}
 
@@ -201,7 +202,7 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 		out = append(out, `]}`...)
 	}
 	out = append(out, '}')
-	if err := w.indexRows(b, ref, out[etagLen:]); err != nil {
+	if err := w.indexRows(ref, stored, out[etagLen:]); err != nil {
 		return nil, fmt.Errorf("search index: %w", err)
 	}
 	return &stitched{ref: ref, final: out}, nil
