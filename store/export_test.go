@@ -63,11 +63,24 @@ func (d *DB) CheckIndex() error {
 func sameSearch(b *buckets, want map[string]string) error {
 	got := map[string]string{}
 	for _, bk := range append([]*bolt.Bucket{b.search}, b.segs...) {
-		err := bk.ForEach(func(k, v []byte) error {
-			if _, dup := got[string(k)]; dup {
-				return fmt.Errorf("search key %q is in two buckets", k)
+		// Read block by block, checking each: keyed by its first row,
+		// not empty, rows ascending within and across blocks.
+		var last []byte
+		err := bk.ForEach(func(bkey, data []byte) error {
+			rows, err := decodeBlock(data, nil)
+			if err != nil || len(rows) == 0 || !bytes.Equal(rows[0].key, bkey) {
+				return fmt.Errorf("search block %q: %d rows, %v", bkey, len(rows), err)
 			}
-			got[string(k)] = string(v)
+			for _, r := range rows {
+				if last != nil && bytes.Compare(r.key, last) <= 0 {
+					return fmt.Errorf("search key %q after %q", r.key, last)
+				}
+				last = r.key
+				if _, dup := got[string(r.key)]; dup {
+					return fmt.Errorf("search key %q is in two buckets", r.key)
+				}
+				got[string(r.key)] = string(r.value)
+			}
 			return nil
 		})
 		if err != nil {
@@ -252,7 +265,57 @@ func SetRelQChunk(n int, after func()) (restore func()) {
 func init() {
 	if os.Getenv("STORE_SEGMENTS") != "" {
 		segmentsAlways, maxSegments, compactChunk = true, 3, 7
+		// And blocks of a row or two, so that every edit splits,
+		// empties or starts a block (blocks.go).
+		blockTarget = 1
 	}
+}
+
+// UnpackSearchBlocks rewrites the search index of a closed file in schema
+// 11's layout, a row per bbolt key, so that tests can build the files
+// Open upgrades: every other row in the main bucket, the others in a
+// segment (from version 8), which Open must merge. The file must have no
+// segments.
+func UnpackSearchBlocks(path string) error {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(rootBucket)
+		var rows []blockRow
+		c := newBlockCursor(root.Bucket(searchBucket))
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			rows = append(rows, blockRow{k, v})
+		}
+		if c.err != nil {
+			return c.err
+		}
+		if err := root.DeleteBucket(searchBucket); err != nil {
+			return err
+		}
+		b, err := root.CreateBucket(searchBucket)
+		if err != nil {
+			return err
+		}
+		seg := b // versions before 8 have no segments
+		if segs := root.Bucket(searchSegsBucket); segs != nil {
+			if seg, err = segs.CreateBucket(binary.BigEndian.AppendUint64(nil, 1)); err != nil {
+				return err
+			}
+		}
+		for i, r := range rows {
+			dst := b
+			if i%2 == 1 {
+				dst = seg
+			}
+			if err := dst.Put(r.key, r.value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // SearchIndexRows is the number of rows in the search index, main bucket

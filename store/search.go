@@ -20,7 +20,8 @@ import (
 // with the final entity they are flattened from, so that a reader never
 // sees an entity half indexed:
 //
-//	search     path ‖ 0 ‖ value ‖ 0 ‖ ref → flags ‖ [original]
+//	search     rows path ‖ 0 ‖ value ‖ 0 ‖ ref → flags ‖ [original],
+//	           packed into sorted blocks (blocks.go)
 //	facets     path ‖ 0 ‖ value ‖ 0 ‖ original → 8-byte big-endian row count
 //	           path ‖ 1 → number of entities with a value under path
 //

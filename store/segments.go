@@ -40,7 +40,8 @@ import (
 // transaction that puts it into main. Readers never see a key twice or
 // not at all; a copy left behind by a crash is deleted on Open.
 //
-//	searchsegs  8-byte big-endian sequence → segment bucket (search's layout)
+//	searchsegs  8-byte big-endian sequence → segment bucket (search's
+//	            layout: rows in blocks, blocks.go)
 //	searchnext  the bucket being compacted into; exists only mid-compaction
 
 var (
@@ -54,11 +55,11 @@ var (
 // smaller ones go straight to the main bucket); maxSegments bounds how
 // many a burst piles up before they are merged (each costs queries one
 // more cursor); compactChunk is how many rows one compaction transaction
-// copies (its dirty pages are what it holds in memory; bbolt searches the
-// node it appends to on every put, so 25,000 merged a 100k catalog's
-// 2.5M rows in 4.7 s of CPU where 200,000 took 5.4 s); fullCompactRatio:
-// segments holding at least 1/fullCompactRatio of main's rows are merged
-// with it into a new main, otherwise moved into it.
+// copies (its dirty pages are what it holds in memory: 25,000 rows are
+// ~400 blocks); fullCompactRatio: segments holding at least
+// 1/fullCompactRatio of main's blocks (blocks.go; an appended block holds
+// about as many rows as an edited one) are merged with it into a new main,
+// otherwise moved into it.
 //
 // segmentsAlways, for tests, makes every transaction that adds search
 // rows write them to a segment, so that the whole store suite can run
@@ -87,32 +88,14 @@ func (b *buckets) loadSegments() {
 // bucket's own cursor when there are no segments, the usual case.
 func (b *buckets) searchCursor() cursor {
 	if len(b.segs) == 0 {
-		return b.search.Cursor()
+		return newBlockCursor(b.search)
 	}
 	subs := make([]cursor, 0, len(b.segs)+1)
-	subs = append(subs, b.search.Cursor())
+	subs = append(subs, newBlockCursor(b.search))
 	for _, s := range b.segs {
-		subs = append(subs, s.Cursor())
+		subs = append(subs, newBlockCursor(s))
 	}
 	return newMergedCursor(subs)
-}
-
-// searchHolder is the bucket holding key, nil when none does. Without
-// segments it is main, whether or not the key is there: a delete of a
-// missing key and a put are what they would be anyway.
-func (b *buckets) searchHolder(key []byte) *bolt.Bucket {
-	if len(b.segs) == 0 {
-		return b.search
-	}
-	for i := len(b.segs) - 1; i >= 0; i-- {
-		if b.segs[i].Get(key) != nil {
-			return b.segs[i]
-		}
-	}
-	if b.search.Get(key) != nil {
-		return b.search
-	}
-	return nil
 }
 
 // newSegment creates an empty segment after the existing ones.
@@ -145,37 +128,68 @@ func (b *buckets) dropSegment(i int) error {
 
 // applySearchOps writes the ops, in key order. With toSegment, the new rows
 // go to a new segment (dropped again when none came).
+//
+// Each bucket of the index gets a rowWriter: an appender for the new
+// segment, an editor for the others. A row that is not fresh is looked up
+// newest segment first, through the writers, which know the writes made
+// before it in this call.
 func (w *writer) applySearchOps(runs [][]searchOp, toSegment bool) error {
-	target := w.search
-	var seg *bolt.Bucket
+	holders := make([]rowWriter, 0, len(w.segs)+2)
+	holders = append(holders, newBlockEditor(w.search))
+	for _, s := range w.segs {
+		holders = append(holders, newBlockEditor(s))
+	}
+	target := holders[0]
 	if toSegment {
-		var err error
-		if seg, err = w.newSegment(); err != nil {
+		seg, err := w.newSegment()
+		if err != nil {
 			return err
 		}
-		target = seg
+		target = newBlockAppender(seg)
 	}
-	added := 0
 	err := mergeRuns(runs, func(a, b searchOp) int { return bytes.Compare(a.key, b.key) }, func(op searchOp) error {
 		if op.fresh && op.value != nil {
-			added++
-			return target.Put(op.key, op.value)
+			return target.put(op.key, op.value)
 		}
-		holder := w.searchHolder(op.key)
+		var holder rowWriter
+		if toSegment {
+			if ok, _ := target.has(op.key); ok {
+				holder = target
+			}
+		}
+		for i := len(holders) - 1; i >= 0 && holder == nil; i-- {
+			ok, err := holders[i].has(op.key)
+			if err != nil {
+				return err
+			}
+			if ok {
+				holder = holders[i]
+			}
+		}
 		if op.value == nil {
 			if holder == nil {
 				return nil
 			}
-			return holder.Delete(op.key)
+			return holder.del(op.key)
 		}
 		if holder == nil {
 			holder = target
 		}
-		return holder.Put(op.key, op.value)
+		return holder.put(op.key, op.value)
 	})
-	if err == nil && seg != nil && added == 0 {
-		// The new segment is the last one.
-		err = w.dropSegment(len(w.segs) - 1)
+	if toSegment {
+		holders = append(holders, target)
+	}
+	for _, h := range holders {
+		if err == nil {
+			err = h.flush()
+		}
+	}
+	if err == nil && toSegment {
+		// The new segment, the last one, is dropped when no row came.
+		if k, _ := w.segs[len(w.segs)-1].Cursor().First(); k == nil {
+			err = w.dropSegment(len(w.segs) - 1)
+		}
 	}
 	return err
 }
@@ -192,7 +206,7 @@ func (d *DB) compactDue(idle bool) (bool, error) {
 }
 
 // compactSearch merges the segments: with main into a new main when they
-// hold at least 1/fullCompactRatio of its rows or forceFull is set, else
+// hold at least 1/fullCompactRatio of its blocks or forceFull is set, else
 // by moving their rows into main (moveSegments). A rebuild copies
 // compactChunk rows per transaction and holds every other writer back
 // until the copy replaces its sources. It returns the number of rows
@@ -207,12 +221,12 @@ func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 	)
 	err = d.bolt.View(func(tx *bolt.Tx) error {
 		b := open(tx)
-		segRows := 0
+		segBlocks := 0
 		for _, s := range b.segs {
-			segRows += s.Stats().KeyN
+			segBlocks += s.Stats().KeyN
 		}
-		mainRows := b.search.Stats().KeyN
-		full = forceFull || segRows*fullCompactRatio >= mainRows
+		mainBlocks := b.search.Stats().KeyN
+		full = forceFull || segBlocks*fullCompactRatio >= mainBlocks
 		sources = b.segKeys // cloned by loadSegments
 		return nil
 	})
@@ -242,14 +256,15 @@ func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 			dst.FillPercent = 1
 			segRoot := root.Bucket(searchSegsBucket)
 			subs := make([]cursor, 0, len(sources)+1)
-			subs = append(subs, root.Bucket(searchBucket).Cursor())
+			subs = append(subs, newBlockCursor(root.Bucket(searchBucket)))
 			for _, s := range sources {
-				subs = append(subs, segRoot.Bucket(s).Cursor())
+				subs = append(subs, newBlockCursor(segRoot.Bucket(s)))
 			}
 			h := newAscending(subs, last)
+			out := newBlockAppender(dst)
 			for n := 0; h.len() > 0 && n < compactChunk; n++ {
 				k, v := h.top()
-				if err := dst.Put(k, v); err != nil {
+				if err := out.put(k, v); err != nil {
 					return err
 				}
 				last = append(last[:0], k...)
@@ -257,7 +272,10 @@ func (d *DB) compactSearch(forceFull bool) (copied int, err error) {
 				copied++
 			}
 			done = h.len() == 0
-			return nil
+			if err := out.flush(); err != nil {
+				return err
+			}
+			return cursorsErr(subs)
 		})
 		if err != nil {
 			return 0, fmt.Errorf("compact search index: %w", err)
@@ -305,29 +323,39 @@ func (d *DB) moveSegments() (moved int, err error) {
 			b := open(tx)
 			subs := make([]cursor, len(b.segs))
 			for i, s := range b.segs {
-				subs[i] = s.Cursor()
+				subs[i] = newBlockCursor(s)
 			}
-			// The moved keys, by segment, deleted once all are put
-			// (the values put still point into the segments' pages).
-			type taken struct {
-				seg int
-				key []byte
-			}
-			var took []taken
+			// The moved keys, by segment, deleted once all are put.
+			took := make([][][]byte, len(b.segs))
+			n := 0
+			main := newBlockEditor(b.search)
 			h := newAscending(subs, nil)
-			for ; h.len() > 0 && len(took) < compactChunk; h.next() {
+			for ; h.len() > 0 && n < compactChunk; h.next() {
 				k, v := h.top()
-				if err := b.search.Put(k, v); err != nil {
+				if err := main.put(k, v); err != nil {
 					return err
 				}
-				took = append(took, taken{h.heap[0], bytes.Clone(k)})
+				took[h.heap[0]] = append(took[h.heap[0]], bytes.Clone(k))
+				n++
 			}
-			for _, t := range took {
-				if err := b.segs[t.seg].Delete(t.key); err != nil {
+			if err := main.flush(); err != nil {
+				return err
+			}
+			if err := cursorsErr(subs); err != nil {
+				return err
+			}
+			for i, keys := range took {
+				seg := newBlockEditor(b.segs[i])
+				for _, k := range keys {
+					if err := seg.del(k); err != nil {
+						return err
+					}
+				}
+				if err := seg.flush(); err != nil {
 					return err
 				}
 			}
-			moved += len(took)
+			moved += n
 			done = h.len() == 0
 			// Drop the segments this transaction emptied (all of them
 			// when done).
@@ -347,6 +375,17 @@ func (d *DB) moveSegments() (moved int, err error) {
 			return moved, nil
 		}
 	}
+}
+
+// cursorsErr is the first error of the block cursors among subs: a walk
+// that stopped at a malformed block must not be taken for a complete one.
+func cursorsErr(subs []cursor) error {
+	for _, c := range subs {
+		if bc, ok := c.(*blockCursor); ok && bc.err != nil {
+			return bc.err
+		}
+	}
+	return nil
 }
 
 // ascending merges cursors forward with a heap: compaction merges up to

@@ -48,7 +48,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "11"
+const schemaVersion = "12"
 
 var (
 	rootBucket     = []byte("v1")
@@ -174,7 +174,8 @@ func Open(path string, o Options) (*DB, error) {
 }
 
 func (d *DB) init() error {
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	toBlocks := false
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(rootBucket)
 		if err != nil {
 			return err
@@ -194,6 +195,10 @@ func (d *DB) init() error {
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
+		case string(v) == "11":
+			// Version 11 stores a search row per key; 12 packs them
+			// into blocks (blocks.go): converted below.
+			toBlocks = true
 		case string(v) == "10" || string(v) >= "5" && string(v) <= "9" && len(v) == 1:
 			// Version 5 lacks the stitchq bucket, version 7 the relq
 			// bucket and version 8 the searchsegs bucket, created above;
@@ -211,12 +216,19 @@ func (d *DB) init() error {
 					return fmt.Errorf("upgrade from schema version %s: %w", v, err)
 				}
 			}
-			return meta.Put([]byte("version"), []byte(schemaVersion))
+			toBlocks = true
+			return meta.Put([]byte("version"), []byte("11"))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("schema version %q is not supported (want %q); the catalog is rebuilt from its sources, so delete the file and run again", v, schemaVersion)
 		}
 		return nil
 	})
+	if err == nil && toBlocks {
+		if err = d.searchRowsToBlocks(); err != nil {
+			err = fmt.Errorf("upgrade from schema version 11: %w", err)
+		}
+	}
+	return err
 }
 
 // dropUncountedFacets deletes the counts that are no longer maintained:
