@@ -10,7 +10,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Row blocks: how the search index is laid out in its buckets.
+// Row blocks: how the search index (and bysource, whose keys have the
+// same shape) is laid out in its buckets.
 //
 // The index holds ~25 rows per entity whose keys share long prefixes
 // (path ‖ 0 ‖ value ‖ 0 ‖ ref, with runs of the same path and value). One
@@ -630,45 +631,72 @@ func (a *blockAppender) flush() error {
 	return err
 }
 
-// searchRowsToBlocks converts a schema 11 search index, a row per bbolt
-// key in the main bucket and its segments, into one main bucket of blocks,
-// and sets the schema version. The copy is built beside the index in one
+// packingBucket holds the buckets an upgrade packs, until it installs
+// them; it exists only mid-upgrade.
+var packingBucket = []byte("packing")
+
+// packRows converts buckets that store a row per bbolt key (schema 12 and
+// older; the search bucket merged with its segments) into buckets of
+// blocks, and sets the schema version. The copies are built in one
 // transaction and installed in a second (bbolt moves a bucket as last
-// committed): a crash between them leaves a version 11 file whose copy
-// Open deletes before converting again.
-func (d *DB) searchRowsToBlocks() error {
-	var sources [][]byte
+// committed): a crash between them leaves the old version's file, whose
+// copies Open deletes before converting again.
+func (d *DB) packRows(names [][]byte) error {
+	var segs [][]byte
 	err := d.bolt.Update(func(tx *bolt.Tx) error {
-		b := openBuckets(tx)
-		b.loadSegments()
-		sources = b.segKeys
-		next, err := tx.Bucket(rootBucket).CreateBucket(searchNextBucket)
+		root := tx.Bucket(rootBucket)
+		packing, err := root.CreateBucket(packingBucket)
 		if err != nil {
 			return err
 		}
-		dst, err := next.CreateBucket(searchBucket)
-		if err != nil {
-			return err
-		}
-		dst.FillPercent = 1
-		subs := []cursor{b.search.Cursor()}
-		for _, s := range b.segs {
-			subs = append(subs, s.Cursor())
-		}
-		out := newBlockAppender(dst)
-		for h := newAscending(subs, nil); h.len() > 0; h.next() {
-			if err := out.put(h.top()); err != nil {
+		for _, name := range names {
+			dst, err := packing.CreateBucket(name)
+			if err != nil {
+				return err
+			}
+			dst.FillPercent = 1
+			subs := []cursor{root.Bucket(name).Cursor()}
+			if bytes.Equal(name, searchBucket) {
+				b := openBuckets(tx)
+				b.loadSegments()
+				segs = b.segKeys
+				for _, s := range b.segs {
+					subs = append(subs, s.Cursor())
+				}
+			}
+			out := newBlockAppender(dst)
+			for h := newAscending(subs, nil); h.len() > 0; h.next() {
+				if err := out.put(h.top()); err != nil {
+					return err
+				}
+			}
+			if err := out.flush(); err != nil {
 				return err
 			}
 		}
-		return out.flush()
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	return d.bolt.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(rootBucket)
-		if err := installCompacted(root, sources); err != nil {
+		segRoot := root.Bucket(searchSegsBucket)
+		for _, s := range segs {
+			if err := segRoot.DeleteBucket(s); err != nil {
+				return err
+			}
+		}
+		packing := root.Bucket(packingBucket)
+		for _, name := range names {
+			if err := root.DeleteBucket(name); err != nil {
+				return err
+			}
+			if err := packing.MoveBucket(name, root); err != nil {
+				return err
+			}
+		}
+		if err := root.DeleteBucket(packingBucket); err != nil {
 			return err
 		}
 		return root.Bucket(metaBucket).Put([]byte("version"), []byte(schemaVersion))

@@ -570,24 +570,26 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 		// versions 5 and 6 kept, and of a dependsOn item, which versions
 		// up to 9 kept; version 10 counts neither. Every version up to 10
 		// has the searchref bucket, which 11 drops; every version up to 11
-		// a search row per key, which 12 packs into blocks.
+		// a search row per key, which 12 packs into blocks, and up to 12 a
+		// bysource row per key, which 13 packs.
 		staleCount  bool
 		wantErr     []string
 		wantVersion string
 	}{
-		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "12"},
-		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "12"},
-		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "12"},
-		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "12"},
-		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "12"},
-		{name: "version 9 with counts of dependsOn is upgraded", version: "9", staleCount: true, wantVersion: "12"},
-		{name: "version 10 with searchref is upgraded", version: "10", wantVersion: "12"},
-		{name: "version 11 with a search row per key is upgraded", version: "11", wantVersion: "12"},
-		{name: "current version opens", version: "12", wantVersion: "12"},
+		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "13"},
+		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "13"},
+		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "13"},
+		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "13"},
+		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "13"},
+		{name: "version 9 with counts of dependsOn is upgraded", version: "9", staleCount: true, wantVersion: "13"},
+		{name: "version 10 with searchref is upgraded", version: "10", wantVersion: "13"},
+		{name: "version 11 with a search row per key is upgraded", version: "11", wantVersion: "13"},
+		{name: "version 12 with a bysource row per key is upgraded", version: "12", wantVersion: "13"},
+		{name: "current version opens", version: "13", wantVersion: "13"},
 		{name: "version 4 is refused", version: "4", drop: []string{"stitchq", "relq", "searchsegs"},
 			wantErr: []string{`"4"`, "not supported", "delete the file"}, wantVersion: "4"},
-		{name: "version 13 is refused", version: "13", drop: []string{"stitchq", "relq", "searchsegs"},
-			wantErr: []string{`"13"`, "not supported", "delete the file"}, wantVersion: "13"},
+		{name: "version 14 is refused", version: "14", drop: []string{"stitchq", "relq", "searchsegs"},
+			wantErr: []string{`"14"`, "not supported", "delete the file"}, wantVersion: "14"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -609,9 +611,10 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 			rewriteMeta(t, path, tc.version, tc.drop...)
-			if tc.version != "12" && tc.wantErr == nil {
-				// Versions up to 11 store a search row per key.
-				if err := store.UnpackSearchBlocks(path); err != nil {
+			if tc.version != "13" && tc.wantErr == nil {
+				// Versions up to 12 store a bysource row per key, up
+				// to 11 a search row per key too.
+				if err := store.UnpackBlocks(path, tc.version != "12"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -620,10 +623,10 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 				putAt(t, path, "facets", "relations.ownerof\x00component:default/a\x00component:default/a", one)
 				putAt(t, path, "facets", "spec.dependson.component:default/b\x00true\x00true", one)
 			}
-			// Every version but 11 and the current one gets schema 10's
-			// searchref bucket (the refused ones to check that refusing
-			// leaves it); its values do not matter, nothing reads them.
-			oldSearchRef := tc.version != "11" && tc.version != "12"
+			// Every version before 11 gets schema 10's searchref bucket,
+			// and so do the refused ones, to check that refusing leaves
+			// it; its values do not matter, nothing reads them.
+			oldSearchRef := tc.version != "11" && tc.version != "12" && tc.version != "13"
 			if oldSearchRef {
 				putAt(t, path, "searchref", a, []byte{1})
 			}

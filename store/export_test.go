@@ -241,11 +241,11 @@ func (d *DB) RelationLog() (records, writes int, err error) {
 func (d *DB) BySourceRows(source string) (rows []string, err error) {
 	err = d.bolt.View(func(tx *bolt.Tx) error {
 		pre := prefix(source)
-		c := open(tx).bySource.Cursor()
+		c := newBlockCursor(open(tx).bySource)
 		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
 			rows = append(rows, string(k[len(pre):]))
 		}
-		return nil
+		return c.err
 	})
 	return rows, err
 }
@@ -271,12 +271,12 @@ func init() {
 	}
 }
 
-// UnpackSearchBlocks rewrites the search index of a closed file in schema
-// 11's layout, a row per bbolt key, so that tests can build the files
-// Open upgrades: every other row in the main bucket, the others in a
-// segment (from version 8), which Open must merge. The file must have no
-// segments.
-func UnpackSearchBlocks(path string) error {
+// UnpackBlocks rewrites bysource, and the search index when search is
+// set, of a closed file in the layout of schema 12 and older, a row per
+// bbolt key, so that tests can build the files Open upgrades: every other
+// search row goes to a segment (from version 8), which Open must merge.
+// The file must have no segments.
+func UnpackBlocks(path string, search bool) error {
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		return err
@@ -284,37 +284,44 @@ func UnpackSearchBlocks(path string) error {
 	defer db.Close()
 	return db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(rootBucket)
-		var rows []blockRow
-		c := newBlockCursor(root.Bucket(searchBucket))
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			rows = append(rows, blockRow{k, v})
+		unpack := func(name []byte, segment *bolt.Bucket) error {
+			var rows []blockRow
+			c := newBlockCursor(root.Bucket(name))
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				rows = append(rows, blockRow{k, v})
+			}
+			if c.err != nil {
+				return c.err
+			}
+			if err := root.DeleteBucket(name); err != nil {
+				return err
+			}
+			b, err := root.CreateBucket(name)
+			if err != nil {
+				return err
+			}
+			for i, r := range rows {
+				dst := b
+				if i%2 == 1 && segment != nil {
+					dst = segment
+				}
+				if err := dst.Put(r.key, r.value); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-		if c.err != nil {
-			return c.err
-		}
-		if err := root.DeleteBucket(searchBucket); err != nil {
+		if err := unpack(bySourceBucket, nil); err != nil || !search {
 			return err
 		}
-		b, err := root.CreateBucket(searchBucket)
-		if err != nil {
-			return err
-		}
-		seg := b // versions before 8 have no segments
+		var seg *bolt.Bucket
 		if segs := root.Bucket(searchSegsBucket); segs != nil {
+			var err error
 			if seg, err = segs.CreateBucket(binary.BigEndian.AppendUint64(nil, 1)); err != nil {
 				return err
 			}
 		}
-		for i, r := range rows {
-			dst := b
-			if i%2 == 1 {
-				dst = seg
-			}
-			if err := dst.Put(r.key, r.value); err != nil {
-				return err
-			}
-		}
-		return nil
+		return unpack(searchBucket, seg)
 	})
 }
 

@@ -118,8 +118,8 @@ func (d *DB) Summarize() (Summary, error) {
 		var last []byte
 		var lastSource string
 		var served bool
-		c = b.bySource.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		rc := newBlockCursor(b.bySource)
+		for k, _ := rc.First(); k != nil; k, _ = rc.Next() {
 			sig := k[:bytes.LastIndexByte(k, 0)]
 			if bytes.Equal(sig, last) {
 				continue
@@ -132,7 +132,7 @@ func (d *DB) Summarize() (Summary, error) {
 				s.Relations++
 			}
 		}
-		return nil
+		return rc.err
 	})
 	return s, err
 }

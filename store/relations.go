@@ -169,23 +169,28 @@ func loadRelQ(q *bolt.Bucket, limit int, upTo []byte) (keys [][]byte, ops []relO
 	return keys, ops, nil
 }
 
-// writeRelOps applies row writes to bysource in key order: consecutive
-// writes reuse the B+tree path just walked. Two writes to one key keep
+// writeRelOps applies row writes to bysource in key order: each of its
+// blocks (blocks.go) is read and written once. Two writes to one key keep
 // their order.
 func writeRelOps(bySource *bolt.Bucket, ops []relOp) error {
 	sortRelOps(ops)
+	e := newBlockEditor(bySource)
 	for _, op := range ops {
-		var err error
-		if op.put {
-			err = bySource.Put(op.key, nil)
-		} else {
-			err = bySource.Delete(op.key)
-		}
-		if err != nil {
+		if err := applyRelOp(e, op); err != nil {
 			return err
 		}
 	}
-	return nil
+	return e.flush()
+}
+
+// noValue is a bysource row's value: the key says everything.
+var noValue = []byte{}
+
+func applyRelOp(e *blockEditor, op relOp) error {
+	if op.put {
+		return e.put(op.key, noValue)
+	}
+	return e.del(op.key)
 }
 
 func sortRelOps(ops []relOp) {
@@ -249,19 +254,18 @@ func (d *DB) applyRelQ() error {
 					return err
 				}
 			}
+			e := newBlockEditor(b.bySource)
 			for n := 0; n < relQChunk && len(m.heap) > 0; n++ {
 				op, err := m.pop(recs)
 				if err != nil {
 					return err
 				}
-				if op.put {
-					err = b.bySource.Put(op.key, nil)
-				} else {
-					err = b.bySource.Delete(op.key)
-				}
-				if err != nil {
+				if err := applyRelOp(e, op); err != nil {
 					return err
 				}
+			}
+			if err := e.flush(); err != nil {
+				return err
 			}
 			if len(m.heap) > 0 {
 				return nil

@@ -105,14 +105,17 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 	// keys are sorted by type, then target.
 	var rels [][]byte // each "type ‖ 0 ‖ target"
 	pre := prefix(ref)
-	c := b.bySource.Cursor()
+	c := newBlockCursor(b.bySource)
 	for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
 		rest := k[len(pre):]
 		tt := rest[:bytes.LastIndexByte(rest, 0)]
 		if n := len(rels); n > 0 && bytes.Equal(rels[n-1], tt) {
 			continue
 		}
-		rels = append(rels, bytes.Clone(tt))
+		rels = append(rels, tt) // the cursor's keys stay valid
+	}
+	if c.err != nil {
+		return nil, fmt.Errorf("relations of %s: %w", ref, c.err)
 	}
 
 	// With the "keep" strategy, an entity no parent emits any more is

@@ -48,7 +48,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "12"
+const schemaVersion = "13"
 
 var (
 	rootBucket     = []byte("v1")
@@ -174,7 +174,10 @@ func Open(path string, o Options) (*DB, error) {
 }
 
 func (d *DB) init() error {
-	toBlocks := false
+	// The buckets an older file stores a row per key in, which this
+	// version packs into blocks (blocks.go), converted after the first
+	// transaction.
+	var pack [][]byte
 	err := d.bolt.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(rootBucket)
 		if err != nil {
@@ -185,20 +188,25 @@ func (d *DB) init() error {
 				return err
 			}
 		}
-		if root.Bucket(searchNextBucket) != nil {
-			// A compaction was cut short; its sources are intact.
-			if err := root.DeleteBucket(searchNextBucket); err != nil {
-				return err
+		for _, left := range [][]byte{searchNextBucket, packingBucket} {
+			if root.Bucket(left) != nil {
+				// A compaction or an upgrade was cut short; its
+				// sources are intact.
+				if err := root.DeleteBucket(left); err != nil {
+					return err
+				}
 			}
 		}
 		meta := root.Bucket(metaBucket)
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
+		case string(v) == "12":
+			// Version 12 packs the search rows into blocks, 13 the
+			// bysource rows too.
+			pack = [][]byte{bySourceBucket}
 		case string(v) == "11":
-			// Version 11 stores a search row per key; 12 packs them
-			// into blocks (blocks.go): converted below.
-			toBlocks = true
+			pack = [][]byte{searchBucket, bySourceBucket}
 		case string(v) == "10" || string(v) >= "5" && string(v) <= "9" && len(v) == 1:
 			// Version 5 lacks the stitchq bucket, version 7 the relq
 			// bucket and version 8 the searchsegs bucket, created above;
@@ -216,16 +224,16 @@ func (d *DB) init() error {
 					return fmt.Errorf("upgrade from schema version %s: %w", v, err)
 				}
 			}
-			toBlocks = true
+			pack = [][]byte{searchBucket, bySourceBucket}
 			return meta.Put([]byte("version"), []byte("11"))
 		case string(v) != schemaVersion:
 			return fmt.Errorf("schema version %q is not supported (want %q); the catalog is rebuilt from its sources, so delete the file and run again", v, schemaVersion)
 		}
 		return nil
 	})
-	if err == nil && toBlocks {
-		if err = d.searchRowsToBlocks(); err != nil {
-			err = fmt.Errorf("upgrade from schema version 11: %w", err)
+	if err == nil && pack != nil {
+		if err = d.packRows(pack); err != nil {
+			err = fmt.Errorf("upgrade to schema version %s: %w", schemaVersion, err)
 		}
 	}
 	return err
