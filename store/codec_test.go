@@ -1,7 +1,10 @@
 package store
 
 import (
+	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/catalog-pipeline/pipeline/catalog"
@@ -42,7 +45,50 @@ func TestPeekStitchInputsMatchesDecodeState(t *testing.T) {
 			}
 		})
 	}
-	if _, err := peekStitchInputs("x", encodeState(full)[:20]); err == nil {
+	if _, err := peekStitchInputs("x", encodeStateFields(full)[:20]); err == nil {
 		t.Error("a truncated record decodes")
+	}
+}
+
+func TestStoredFormsAreCompressed(t *testing.T) {
+	big := &State{Ref: "component:default/big", UID: "u", Pipeline: "p",
+		Unprocessed: json.RawMessage(`{"kind":"Component","metadata":{"name":"big","description":"` + strings.Repeat("a long description ", 40) + `"}}`),
+		Processed:   json.RawMessage(`{"kind":"Component","metadata":{"name":"big","namespace":"default"}}`)}
+	small := &State{Ref: "component:default/small", UID: "u", Pipeline: "p", Unprocessed: json.RawMessage(`{}`)}
+	// compressFrom is 0 under STORE_SEGMENTS=1: then both are.
+	for _, tc := range []struct {
+		st         *State
+		compressed bool
+	}{{big, true}, {small, len(encodeStateFields(small)) >= compressFrom}} {
+		v := encodeState(tc.st)
+		if got := v[0] == stateCodecCompressed; got != tc.compressed {
+			t.Errorf("%s: compressed = %v (%d bytes, fields %d)", tc.st.Ref, got, len(v), len(encodeStateFields(tc.st)))
+		}
+		got, err := decodeState(tc.st.Ref, v)
+		if err != nil || string(got.Unprocessed) != string(tc.st.Unprocessed) || string(got.Processed) != string(tc.st.Processed) {
+			t.Errorf("%s: decoded %+v, %v", tc.st.Ref, got, err)
+		}
+	}
+
+	etag := strings.Repeat("e", etagLen)
+	for _, body := range []string{`{"a":1}`, `{"description":"` + strings.Repeat("abc", 300) + `"}`} {
+		stored := packFinal([]byte(etag + body))
+		if compressed := stored[etagLen] == finalCompressed; compressed != (len(body) >= compressFrom) || len(body) > 500 && len(stored) >= len(body) {
+			t.Errorf("final of %d bytes stored in %d, compressed %v", len(body), len(stored), compressed)
+		}
+		if string(stored[:etagLen]) != etag {
+			t.Errorf("etag %q", stored[:etagLen])
+		}
+		got, ok, err := appendFinalBody([]byte("prefix"), stored)
+		if err != nil || !ok || string(got) != "prefix"+body {
+			t.Errorf("body = %q, %v, %v", got, ok, err)
+		}
+	}
+	if b, ok, err := appendFinalBody(nil, []byte(etag)); b != nil || ok || err != nil {
+		t.Errorf("no body: %q, %v, %v", b, ok, err)
+	}
+	bad := append([]byte(etag), finalCompressed, 0xff, 0xff, 0xff)
+	if _, err := finalBody(bad); !errors.Is(err, errCorrupt) {
+		t.Errorf("corrupt final: %v", err)
 	}
 }

@@ -349,7 +349,7 @@ func TestStateCodecRecordWithoutMemo(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			enc := encodeState(tc.st)
+			enc := encodeStateFields(tc.st)
 			if enc[len(enc)-1] != 0 {
 				t.Fatalf("an empty memo does not end the record with a zero length: % x", enc)
 			}
@@ -379,14 +379,14 @@ func TestStateCodecRecordWithoutMemo(t *testing.T) {
 			memoEq(t, "peeked hashes", []string{string(uh), string(rh)}, []string{tc.st.UnprocessedHash, tc.st.ResultHash})
 
 			// Rewriting an old record adds the trailing field.
-			memoEq(t, "re-encoded", encodeState(got), enc)
+			memoEq(t, "re-encoded", encodeStateFields(got), enc)
 		})
 	}
 }
 
 func TestStateCodecCorruptMemo(t *testing.T) {
-	withMemo := encodeState(fullState([]byte("abcde")))
-	legacy := encodeState(fullState(nil))
+	withMemo := encodeStateFields(fullState([]byte("abcde")))
+	legacy := encodeStateFields(fullState(nil))
 	legacy = legacy[:len(legacy)-1]
 	cases := []struct {
 		name string
@@ -397,7 +397,8 @@ func TestStateCodecCorruptMemo(t *testing.T) {
 		{name: "truncated memo length", v: append(slices.Clone(legacy), 0x80)},
 		{name: "record cut inside the relations", v: legacy[:len(legacy)-2]},
 		{name: "empty record", v: nil},
-		{name: "unknown version", v: append([]byte{stateCodecVersion + 1}, withMemo[1:]...)},
+		{name: "unknown version", v: append([]byte{stateCodecCompressed + 1}, withMemo[1:]...)},
+		{name: "compressed record that does not decompress", v: append([]byte{stateCodecCompressed}, withMemo[1:]...)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -440,6 +441,7 @@ func TestPeekHashes(t *testing.T) {
 			setup: func(f *memoFixture) {
 				f.commit(f.ok(a, "h1", ""))
 				v := f.raw(a)
+				v = uncompressedState(t, v)
 				f.putRaw(a, v[:len(v)-1])
 			}},
 	}
@@ -463,8 +465,8 @@ func TestPeekHashes(t *testing.T) {
 		})
 	}
 	t.Run("corrupt", func(t *testing.T) {
-		enc := encodeState(fullState([]byte("m")))
-		for _, v := range [][]byte{nil, {stateCodecVersion + 1}, enc[:4]} {
+		enc := encodeStateFields(fullState([]byte("m")))
+		for _, v := range [][]byte{nil, {stateCodecCompressed + 1}, enc[:4]} {
 			if _, _, err := peekHashes(v); !errors.Is(err, errCorrupt) {
 				t.Errorf("peekHashes(% x) error = %v, want errCorrupt", v, err)
 			}
@@ -480,7 +482,7 @@ func TestLegacyRecordInStore(t *testing.T) {
 	f.roots(a)
 	f.commit(f.ok(a, "h1", ""))
 	before := f.state(a)
-	v := f.raw(a)
+	v := uncompressedState(t, f.raw(a))
 	f.putRaw(a, v[:len(v)-1])
 
 	memoEq(t, "state of the old record", f.state(a), before)
@@ -490,7 +492,7 @@ func TestLegacyRecordInStore(t *testing.T) {
 		t.Errorf("after forceRerun: %+v", got)
 	}
 	f.commit(f.ok(a, "h1", ""))
-	v = f.raw(a)
+	v = uncompressedState(t, f.raw(a))
 	f.putRaw(a, v[:len(v)-1])
 	st := f.commit(f.ok(a, "h1", "m1"))
 	memoEq(t, "stats", st, CommitStats{Unchanged: 1})
@@ -966,4 +968,15 @@ func TestMarkAllDueRebuildsQueue(t *testing.T) {
 			memoEq(t, "queue and schedule sizes after a commit", [2]int{q, s}, [2]int{len(tc.refs), len(tc.refs)})
 		})
 	}
+}
+
+// uncompressedState is a stored record in the uncompressed form, the one
+// records had before the memo field.
+func uncompressedState(t *testing.T, v []byte) []byte {
+	t.Helper()
+	body, err := stateBody(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{stateCodecVersion}, body...)
 }

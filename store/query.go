@@ -227,13 +227,16 @@ func (d *DB) Page(q PageQuery) (PageResult, error) {
 		}
 		res.Items = make([]Item, 0, len(hits))
 		for _, h := range hits {
-			v := qr.b.final.Get([]byte(h.ref))
-			if len(v) <= etagLen {
+			body, err := finalBody(qr.b.final.Get([]byte(h.ref)))
+			if err != nil {
+				return fmt.Errorf("entity %s: %w", h.ref, err)
+			}
+			if body == nil {
 				// Cannot happen: search rows and final entities are
 				// written together.
 				return fmt.Errorf("search index lists %s, which is not served: %w", h.ref, errCorrupt)
 			}
-			res.Items = append(res.Items, Item{Ref: h.ref, Body: bytes.Clone(v[etagLen:]), Sort: h.pos})
+			res.Items = append(res.Items, Item{Ref: h.ref, Body: body, Sort: h.pos})
 		}
 		return nil
 	})
@@ -294,8 +297,9 @@ func (d *DB) FinalByRefs(refs []string) ([][]byte, error) {
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		final := open(tx).final
 		for i, r := range refs {
-			if v := final.Get([]byte(strings.ToLower(r))); len(v) > etagLen {
-				out[i] = bytes.Clone(v[etagLen:])
+			var err error
+			if out[i], err = finalBody(final.Get([]byte(strings.ToLower(r)))); err != nil {
+				return fmt.Errorf("entity %s: %w", r, err)
 			}
 		}
 		return nil
@@ -312,9 +316,10 @@ func (d *DB) FinalByUID(uid string) (ref string, body []byte, err error) {
 		if r == nil {
 			return nil
 		}
-		if v := b.final.Get(r); len(v) > etagLen {
-			ref, body = string(r), bytes.Clone(v[etagLen:])
+		if body, err = finalBody(b.final.Get(r)); err != nil || body == nil {
+			return err
 		}
+		ref = string(r)
 		return nil
 	})
 	return ref, body, err

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"time"
 
@@ -57,10 +58,11 @@ func (d *DB) State(ref string) (*State, error) {
 // etag.
 func (d *DB) Final(ref string) (body []byte, etag string, err error) {
 	err = d.bolt.View(func(tx *bolt.Tx) error {
-		if v := open(tx).final.Get([]byte(ref)); len(v) > etagLen {
-			etag = string(v[:etagLen])
-			body = bytes.Clone(v[etagLen:])
+		v := open(tx).final.Get([]byte(ref))
+		if body, err = finalBody(v); err != nil || body == nil {
+			return err
 		}
+		etag = string(v[:etagLen])
 		return nil
 	})
 	return body, etag, err
@@ -74,11 +76,17 @@ func (d *DB) ForEachFinal(refPrefix string, fn func(ref string, body []byte) err
 	return d.bolt.View(func(tx *bolt.Tx) error {
 		c := open(tx).final.Cursor()
 		p := []byte(refPrefix)
+		var buf []byte
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if len(v) <= etagLen {
+			body, ok, err := appendFinalBody(buf[:0], v)
+			if err != nil {
+				return fmt.Errorf("entity %s: %w", k, err)
+			}
+			if !ok {
 				continue
 			}
-			if err := fn(string(k), v[etagLen:]); err != nil {
+			buf = body
+			if err := fn(string(k), body); err != nil {
 				return err
 			}
 		}

@@ -731,10 +731,12 @@ func (w *indexBuf) storedRows(b *buckets, ref string) ([]row, error) {
 
 // rowsOf is storedRows of the stored final entity, already read.
 func (w *indexBuf) rowsOf(ref string, stored []byte) ([]row, error) {
-	if len(stored) <= etagLen {
-		return nil, nil
+	body, ok, err := appendFinalBody(w.bodyBuf[:0], stored)
+	if err != nil || !ok {
+		return nil, err
 	}
-	rows, err := w.flatten(stored[etagLen:])
+	w.bodyBuf = body
+	rows, err := w.flatten(body)
 	if err != nil {
 		return nil, fmt.Errorf("stored entity %s: %w", ref, err)
 	}
@@ -838,6 +840,8 @@ type indexBuf struct {
 
 	// facetRun is facetDelta in key order, set by seal.
 	facetRun []facetOp
+	// bodyBuf holds a stored final entity decompressed for rowsOf.
+	bodyBuf []byte
 	// parts are sealed buffers whose changes come after this one's.
 	parts []*indexBuf
 }
