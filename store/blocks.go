@@ -121,28 +121,39 @@ func (b block) seekRestart(seek []byte) (int, error) {
 	return lo, nil
 }
 
-// readRow decodes the row at rows[p:] after the key prev, building its key
-// in dst (whose contents are replaced; prev must not share its memory). It
-// returns the key, the value and the offset after the row.
-func readRow(rows []byte, p int, prev, dst []byte) (key, val []byte, next int, err error) {
-	shared, n := binary.Uvarint(rows[p:])
-	if n <= 0 || shared > uint64(len(prev)) {
+// readRow decodes the row at rows[p:] whose previous row's key is in buf,
+// turning buf into the row's key in place (a row shares a prefix with the
+// key before it, so only its suffix is copied). It returns the key, the
+// value and the offset after the row.
+func readRow(rows []byte, p int, buf []byte) (key, val []byte, next int, err error) {
+	shared, p, ok := uvarint(rows, p)
+	if !ok || shared > uint64(len(buf)) {
 		return nil, nil, 0, errBadBlock
 	}
-	p += n
-	sl, n := binary.Uvarint(rows[p:])
-	if n <= 0 || uint64(len(rows)-p-n) < sl {
+	sl, p, ok := uvarint(rows, p)
+	if !ok || uint64(len(rows)-p) < sl {
 		return nil, nil, 0, errBadBlock
 	}
-	p += n
-	key = append(append(dst[:0], prev[:shared]...), rows[p:p+int(sl)]...)
+	key = append(buf[:shared], rows[p:p+int(sl)]...)
 	p += int(sl)
-	vl, n := binary.Uvarint(rows[p:])
-	if n <= 0 || uint64(len(rows)-p-n) < vl {
+	vl, p, ok := uvarint(rows, p)
+	if !ok || uint64(len(rows)-p) < vl {
 		return nil, nil, 0, errBadBlock
 	}
-	p += n
 	return key, rows[p : p+int(vl) : p+int(vl)], p + int(vl), nil
+}
+
+// uvarint reads the uvarint at b[p:], with a fast path for the one-byte
+// lengths that nearly all are, and returns the offset after it.
+func uvarint(b []byte, p int) (uint64, int, bool) {
+	if p < len(b) && b[p] < 0x80 {
+		return uint64(b[p]), p + 1, true
+	}
+	if p >= len(b) {
+		return 0, p, false
+	}
+	v, n := binary.Uvarint(b[p:])
+	return v, p + n, n > 0
 }
 
 // decodeBlock decodes a stored block's rows, appending to rows.
@@ -160,19 +171,18 @@ func decodeBlock(data []byte, rows []blockRow) ([]blockRow, error) {
 func (b block) decode(rows []blockRow) ([]blockRow, error) {
 	arena := keyArena(make([]byte, 0, 3*len(b.rows)))
 	var (
-		prev, buf, v []byte
-		err          error
-		i            int
+		buf, v []byte
+		err    error
+		i      int
 	)
 	for p := 0; p < len(b.rows); i++ {
 		if i%restartEvery == 0 && (i/restartEvery >= b.nRestarts() || b.restart(i/restartEvery) != p) {
 			return rows, errBadBlock
 		}
-		if buf, v, p, err = readRow(b.rows, p, prev, buf); err != nil {
+		if buf, v, p, err = readRow(b.rows, p, buf); err != nil {
 			return rows, err
 		}
-		prev = arena.keep(buf)
-		rows = append(rows, blockRow{prev, v})
+		rows = append(rows, blockRow{arena.keep(buf), v})
 	}
 	if (i+restartEvery-1)/restartEvery != b.nRestarts() {
 		return rows, errBadBlock
@@ -252,9 +262,9 @@ type blockCursor struct {
 	// rows[idx].
 	rows  []blockRow
 	arena keyArena
-	// bufs are scratch keys: reading a row builds its key in one while
-	// the previous key is read from the other.
-	bufs [2][]byte
+	// buf is the scratch key that reading rows builds keys in; in
+	// forward mode it holds the current key.
+	buf []byte
 	err  error
 }
 
@@ -286,7 +296,7 @@ func (c *blockCursor) enter(data []byte) ([]byte, []byte) {
 	if !c.open(data) {
 		return nil, nil
 	}
-	return c.scanFrom(0, 0, nil, nil)
+	return c.scanFrom(0, 0, false, nil)
 }
 
 // enterLast makes data the current block, decoded, on its last row.
@@ -309,23 +319,26 @@ func (c *blockCursor) decode() bool {
 	return true
 }
 
-// scanFrom reads the rows from offset p (row idx, after the key prev) to
-// the first one at or after seek (nil: the first read) and makes it
-// current. At the end of the block it returns nil with c.in still set, so
+// scanFrom reads the rows from offset p (row idx) to the first one at or
+// after seek (nil: the first read) and makes it current. p is a restart,
+// or the end of the current row when goOn is set (c.buf then holds its
+// key). At the end of the block it returns nil with c.in still set, so
 // that the caller can go on to the next block.
-func (c *blockCursor) scanFrom(p, idx int, prev, seek []byte) ([]byte, []byte) {
-	buf := 0
+func (c *blockCursor) scanFrom(p, idx int, goOn bool, seek []byte) ([]byte, []byte) {
+	if !goOn {
+		c.buf = c.buf[:0]
+	}
 	for p < len(c.blk.rows) {
-		k, v, next, err := readRow(c.blk.rows, p, prev, c.bufs[buf])
+		k, v, next, err := readRow(c.blk.rows, p, c.buf)
 		if err != nil {
 			return c.fail(err)
 		}
-		c.bufs[buf] = k
+		c.buf = k
 		if seek == nil || bytes.Compare(k, seek) >= 0 {
 			c.key, c.val, c.p, c.idx = c.arena.keep(k), v, next, idx
 			return c.key, c.val
 		}
-		prev, buf, p, idx = k, buf^1, next, idx+1
+		p, idx = next, idx+1
 	}
 	c.key, c.val = nil, nil
 	return nil, nil
@@ -340,9 +353,9 @@ func (c *blockCursor) seekIn(seek []byte) ([]byte, []byte) {
 	}
 	start := c.blk.restart(r)
 	if c.key != nil && c.rows == nil && start < c.p && bytes.Compare(c.key, seek) < 0 {
-		return c.scanFrom(c.p, c.idx+1, c.key, seek)
+		return c.scanFrom(c.p, c.idx+1, true, seek)
 	}
-	return c.scanFrom(start, r*restartEvery, nil, seek)
+	return c.scanFrom(start, r*restartEvery, false, seek)
 }
 
 func (c *blockCursor) First() ([]byte, []byte) {
@@ -399,7 +412,7 @@ func (c *blockCursor) Next() ([]byte, []byte) {
 			return c.rows[c.idx].key, c.rows[c.idx].value
 		}
 	} else if c.key != nil && c.p < len(c.blk.rows) {
-		return c.scanFrom(c.p, c.idx+1, c.key, nil)
+		return c.scanFrom(c.p, c.idx+1, true, nil)
 	}
 	_, data := c.c.Next()
 	return c.enter(data)
