@@ -265,7 +265,7 @@ type blockCursor struct {
 	// buf is the scratch key that reading rows builds keys in; in
 	// forward mode it holds the current key.
 	buf []byte
-	err  error
+	err error
 }
 
 func newBlockCursor(b *bolt.Bucket) *blockCursor { return &blockCursor{c: b.Cursor()} }
