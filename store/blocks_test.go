@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -289,4 +290,92 @@ func TestMalformedBlocks(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBlockCursorRandomWalk moves a cursor at random (seeks, steps both
+// ways, direction changes across block boundaries) and checks every move
+// against the sorted rows, as mergedCursor and the queries move it.
+func TestBlockCursorRandomWalk(t *testing.T) {
+	for _, target := range []int{1, 64, 700, 4096} {
+		t.Run(fmt.Sprint(target), func(t *testing.T) {
+			withBlockTarget(t, target)
+			db := blockTestDB(t)
+			rng := rand.New(rand.NewPCG(uint64(target), 11))
+			var keys []string
+			for i := range 400 {
+				// Groups of keys sharing long prefixes, of varied length.
+				keys = append(keys, fmt.Sprintf("relations.ownedby\x00group:default/team-%d\x00component:default/%s%d", i%7, strings.Repeat("x", i%13), i))
+			}
+			slices.Sort(keys)
+			err := db.Update(func(tx *bolt.Tx) error {
+				a := newBlockAppender(tx.Bucket([]byte("b")))
+				for _, k := range keys {
+					if err := a.put([]byte(k), []byte{byte(len(k))}); err != nil {
+						return err
+					}
+				}
+				return a.flush()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.View(func(tx *bolt.Tx) error {
+				c := newBlockCursor(tx.Bucket([]byte("b")))
+				at := -1 // index of the current key; -1 or len: none
+				var kept []string
+				var keptKeys [][]byte
+				for step := range 5000 {
+					var k []byte
+					op := rng.IntN(6)
+					switch {
+					case op == 0:
+						k, _ = c.First()
+						at = 0
+					case op == 1:
+						k, _ = c.Last()
+						at = len(keys) - 1
+					case op == 2:
+						probe := keys[rng.IntN(len(keys))]
+						switch rng.IntN(3) {
+						case 1:
+							probe += "\x00"
+						case 2:
+							probe = probe[:len(probe)-1]
+						}
+						k, _ = c.Seek([]byte(probe))
+						at, _ = slices.BinarySearch(keys, probe)
+					case op <= 4:
+						if at < 0 || at >= len(keys) {
+							continue // the walk is over: only a seek restarts it
+						}
+						k, _ = c.Next()
+						at++
+					default:
+						if at < 0 || at >= len(keys) {
+							continue
+						}
+						k, _ = c.Prev()
+						at--
+					}
+					want := ""
+					if at >= 0 && at < len(keys) {
+						want = keys[at]
+					}
+					if string(k) != want {
+						t.Fatalf("step %d (op %d): key %q, want %q", step, op, k, want)
+					}
+					if k != nil && rng.IntN(10) == 0 {
+						kept, keptKeys = append(kept, string(k)), append(keptKeys, k)
+					}
+				}
+				// Keys handed out earlier are still intact.
+				for i, k := range keptKeys {
+					if string(k) != kept[i] {
+						t.Fatalf("kept key %d changed: %q, was %q", i, k, kept[i])
+					}
+				}
+				return c.err
+			})
+		})
+	}
 }
