@@ -49,7 +49,7 @@ const restartEvery = 16
 
 // errBadBlock reports a block whose bytes do not decode: the file was
 // damaged or written by something else.
-var errBadBlock = errors.New("malformed search index block")
+var errBadBlock = errors.New("malformed block of index rows")
 
 // blockRow is one decoded row. key is owned by the decoded block; value
 // points into the block's bytes (valid for the transaction).
@@ -311,8 +311,11 @@ func (c *blockCursor) enterLast(data []byte) ([]byte, []byte) {
 // decode switches the current block to backward mode.
 func (c *blockCursor) decode() bool {
 	rows, err := c.blk.decode(nil)
-	if err != nil || len(rows) == 0 || c.key != nil && c.idx >= len(rows) {
-		c.fail(errBadBlock)
+	if err == nil && (len(rows) == 0 || c.key != nil && c.idx >= len(rows)) {
+		err = errBadBlock
+	}
+	if err != nil {
+		c.fail(err)
 		return false
 	}
 	c.rows = rows
@@ -489,7 +492,7 @@ func (e *blockEditor) covering(key []byte) error {
 	var err error
 	if e.rows, err = decodeBlock(data, nil); err != nil {
 		e.loaded = false
-		return fmt.Errorf("search index block %q: %w", bk, err)
+		return fmt.Errorf("index block %q: %w", bk, err)
 	}
 	e.old = bytes.Clone(bk)
 	c.Seek(e.old)
