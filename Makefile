@@ -40,7 +40,7 @@ bench: build microbench
 	./$(BIN) bench --sizes 10000,100000
 
 microbench:
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./builtin/ ./scripting/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./builtin/ ./scripting/ ./catalog/
 	$(GO) test -run '^$$' -bench 'Commit|Page|Facets|Stitch' -benchtime 20x ./store/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./engine/
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./api/

@@ -556,10 +556,14 @@ var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); retu
 
 // UnmarshalJSON decodes an entity, keeping unknown fields.
 func (e *Entity) UnmarshalJSON(b []byte) error {
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&m); err != nil {
-		return err
+	m, ok := parseObject(b)
+	if !ok {
+		// Not an object, or something the fast parser leaves to
+		// encoding/json: its result and errors are the reference.
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if err := dec.Decode(&m); err != nil {
+			return err
+		}
 	}
 	if m == nil {
 		return &FieldError{"", "entity must be an object, got null"}
