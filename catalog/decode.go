@@ -105,21 +105,29 @@ func (d *jsonParser) object(depth int) (map[string]any, bool) {
 			return nil, false
 		}
 		m[k.(string)] = v
-		d.space()
-		if d.p >= len(d.b) {
-			return nil, false
-		}
-		switch d.b[d.p] {
-		case ',':
-			d.p++
-			d.space()
-		case '}':
-			d.p++
-			return m, true
-		default:
-			return nil, false
+		if done, ok := d.after('}'); !ok || done {
+			return m, ok
 		}
 	}
+}
+
+// after reads what follows a member of an object or an array: a comma,
+// more to come, or the closing byte (done).
+func (d *jsonParser) after(closing byte) (done, ok bool) {
+	d.space()
+	if d.p >= len(d.b) {
+		return false, false
+	}
+	switch d.b[d.p] {
+	case ',':
+		d.p++
+		d.space()
+		return false, true
+	case closing:
+		d.p++
+		return true, true
+	}
+	return false, false
 }
 
 // array parses from the '['.
@@ -140,19 +148,8 @@ func (d *jsonParser) array(depth int) (any, bool) {
 			return nil, false
 		}
 		l = append(l, v)
-		d.space()
-		if d.p >= len(d.b) {
-			return nil, false
-		}
-		switch d.b[d.p] {
-		case ',':
-			d.p++
-			d.space()
-		case ']':
-			d.p++
-			return l, true
-		default:
-			return nil, false
+		if done, ok := d.after(']'); !ok || done {
+			return l, ok
 		}
 	}
 }

@@ -90,17 +90,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case []any:
 		// Even a nil list is [] here: ToMap's CloneValue makes every list
 		// non-nil.
-		b = append(b, '[')
-		var err error
-		for i, x := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendValue(b, x); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendList(b, len(t), func(b []byte, i int) ([]byte, error) { return appendValue(b, t[i]) })
 	case map[string]string:
 		fields := make([]field, 0, len(t))
 		for k, s := range t {
@@ -108,53 +98,32 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		}
 		return appendObject(b, fields, nil)
 	case []string:
-		b = append(b, '[')
-		for i, s := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, s)
-		}
-		return append(b, ']'), nil
+		return appendList(b, len(t), func(b []byte, i int) ([]byte, error) { return appendString(b, t[i]), nil })
 	case *Metadata:
 		return appendMetadata(b, t)
 	case []Link:
-		b = append(b, '[')
-		var err error
-		for i, l := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
+		return appendList(b, len(t), func(b []byte, i int) ([]byte, error) {
+			l := t[i]
 			fields := []field{{"url", l.URL}}
 			for _, f := range []field{{"title", l.Title}, {"icon", l.Icon}, {"type", l.Type}} {
 				if f.v != "" {
 					fields = append(fields, f)
 				}
 			}
-			if b, err = appendObject(b, fields, l.Extra); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
+			return appendObject(b, fields, l.Extra)
+		})
 	case []Relation:
-		b = append(b, '[')
-		for i, r := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
+		return appendList(b, len(t), func(b []byte, i int) ([]byte, error) {
 			b = append(b, `{"targetRef":`...)
-			b = appendString(b, r.TargetRef)
+			b = appendString(b, t[i].TargetRef)
 			b = append(b, `,"type":`...)
-			b = appendString(b, r.Type)
-			b = append(b, '}')
-		}
-		return append(b, ']'), nil
+			b = appendString(b, t[i].Type)
+			return append(b, '}'), nil
+		})
 	case *Status:
-		b = append(b, `{"items":[`...)
-		for i, it := range t.Items {
-			if i > 0 {
-				b = append(b, ',')
-			}
+		b = append(b, `{"items":`...)
+		b, _ = appendList(b, len(t.Items), func(b []byte, i int) ([]byte, error) {
+			it := t.Items[i]
 			b = append(b, '{')
 			if it.Error != nil {
 				b = append(b, `"error":{"message":`...)
@@ -173,13 +142,28 @@ func appendValue(b []byte, v any) ([]byte, error) {
 			b = appendString(b, it.Message)
 			b = append(b, `,"type":`...)
 			b = appendString(b, it.Type)
-			b = append(b, '}')
-		}
-		return append(b, "]}"...), nil
+			return append(b, '}'), nil
+		})
+		return append(b, '}'), nil
 	}
 	// Anything else a caller put into a map: let encoding/json decide.
 	out, err := json.Marshal(v)
 	return append(b, out...), err
+}
+
+// appendList encodes n items as a JSON array, item i by item.
+func appendList(b []byte, n int, item func(b []byte, i int) ([]byte, error)) ([]byte, error) {
+	b = append(b, '[')
+	var err error
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = item(b, i); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 func appendMetadata(b []byte, md *Metadata) ([]byte, error) {
