@@ -53,6 +53,15 @@ func (e *ParseError) Error() string {
 // merge), and duplicate keys are an error. Values JSON cannot hold (.inf,
 // .nan) are kept as their text.
 func ParseEntities(data []byte, source string) (entities []ParsedEntity, errs []error) {
+	if entities, ok := parseFast(data); ok {
+		return entities, nil
+	}
+	return parseSlow(data, source)
+}
+
+// parseSlow is ParseEntities with yaml.v3's parser: every form of YAML,
+// and the errors with their lines.
+func parseSlow(data []byte, source string) (entities []ParsedEntity, errs []error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	lastLine := 1
 	for {
@@ -283,42 +292,12 @@ func (c *converter) key(n *yaml.Node) (string, error) {
 // (plain scalars are resolved at parse time, quoted ones are !!str), so the
 // common cases cost no reflection.
 func (c *converter) scalar(n *yaml.Node) (any, error) {
-	switch n.Tag {
-	case "!!str", "!!timestamp", "!!binary", "!!merge", "":
-		return n.Value, nil
-	case "!!null":
-		if n.Style&yaml.TaggedStyle == 0 || isNullText(n.Value) {
-			return nil, nil
-		}
+	tagged := n.Style&yaml.TaggedStyle != 0
+	if v, ok := scalarOf(n.Tag, n.Value, tagged); ok {
+		return v, nil
+	}
+	if n.Tag == "!!null" {
 		return nil, c.fail(n, "yaml: cannot decode %q as !!null", n.Value)
-	case "!!bool":
-		switch n.Value {
-		case "true", "True", "TRUE":
-			return true, nil
-		case "false", "False", "FALSE":
-			return false, nil
-		}
-	case "!!int":
-		plain := n.Value
-		if strings.IndexByte(plain, '_') >= 0 {
-			plain = strings.ReplaceAll(plain, "_", "")
-		}
-		if i, err := strconv.ParseInt(plain, 10, 64); err == nil {
-			return int(i), nil
-		}
-	case "!!float":
-		plain := n.Value
-		if strings.IndexByte(plain, '_') >= 0 {
-			plain = strings.ReplaceAll(plain, "_", "")
-		}
-		if f, err := strconv.ParseFloat(plain, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-			return f, nil
-		}
-	default:
-		// An application tag (!foo) on a scalar: keep the text.
-		if !strings.HasPrefix(n.Tag, "!!") {
-			return n.Value, nil
-		}
 	}
 	// Rare forms (0x1F, 0o17, -0b101, huge ints, .inf, explicit tags):
 	// let yaml.v3 decide, then make the result JSON-shaped.
@@ -337,6 +316,51 @@ func (c *converter) scalar(n *yaml.Node) (any, error) {
 		return t, nil
 	}
 	return catalog.NormalizeValue(v), nil
+}
+
+// scalarOf is the JSON-shaped value of a scalar with the given tag, for
+// the common tags and forms; ok is false for the rest (0x1F, 0o17, huge
+// ints, .inf, explicit tags, a tagged !!null that is not null), which
+// need yaml.v3's decoder or are errors. The fast path (parseFast) shares
+// it, so both paths resolve scalars alike.
+func scalarOf(tag, value string, tagged bool) (any, bool) {
+	switch tag {
+	case "!!str", "!!timestamp", "!!binary", "!!merge", "":
+		return value, true
+	case "!!null":
+		if !tagged || isNullText(value) {
+			return nil, true
+		}
+	case "!!bool":
+		switch value {
+		case "true", "True", "TRUE":
+			return true, true
+		case "false", "False", "FALSE":
+			return false, true
+		}
+	case "!!int":
+		plain := value
+		if strings.IndexByte(plain, '_') >= 0 {
+			plain = strings.ReplaceAll(plain, "_", "")
+		}
+		if i, err := strconv.ParseInt(plain, 10, 64); err == nil {
+			return int(i), true
+		}
+	case "!!float":
+		plain := value
+		if strings.IndexByte(plain, '_') >= 0 {
+			plain = strings.ReplaceAll(plain, "_", "")
+		}
+		if f, err := strconv.ParseFloat(plain, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return f, true
+		}
+	default:
+		// An application tag (!foo) on a scalar: keep the text.
+		if !strings.HasPrefix(tag, "!!") {
+			return value, true
+		}
+	}
+	return nil, false
 }
 
 func isNullText(s string) bool {
