@@ -258,6 +258,11 @@ func isEntry(text []byte) bool {
 	return len(text) > 0 && text[0] == '-' && (len(text) == 1 || text[1] == ' ')
 }
 
+// maxKeyLen is how far from its start a key's colon may be: yaml.v3 (as
+// libyaml) gives up on a key whose colon is more than 1024 characters
+// away; the fast path leaves keys near that limit to it.
+const maxKeyLen = 1000
+
 // fastKey is a mapping key and the text after its colon.
 type fastKey struct {
 	key  string
@@ -276,7 +281,8 @@ func (p *fastYAML) splitKey(text []byte) (k fastKey, isKey bool) {
 			return k, false
 		}
 		key, after = s, bytes.TrimLeft(text[n:], " ")
-		if len(after) == 0 || after[0] != ':' || len(after) > 1 && after[1] != ' ' {
+		if len(after) == 0 || after[0] != ':' || len(after) > 1 && after[1] != ' ' ||
+			len(text)-len(after) > maxKeyLen {
 			return k, false
 		}
 		after = after[1:]
@@ -295,7 +301,7 @@ func (p *fastYAML) splitKey(text []byte) (k fastKey, isKey bool) {
 				return k, false
 			}
 		}
-		if end < 0 || end > 1000 {
+		if end < 0 || end > maxKeyLen {
 			return k, false
 		}
 		key, after = string(bytes.TrimRight(text[:end], " ")), text[end+1:]
