@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 
@@ -99,6 +100,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("config", "pipelines", "folder of *.hcl pipeline files")
 	dbPath := fs.String("db", "data/catalog.db", "bbolt file holding the catalog")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
+	traceFile := fs.String("trace", "", "write an execution trace (go tool trace) of the run to this file: which goroutines ran when, where the cores idle")
 	var lf logFlags
 	lf.register(fs)
 	var mem memoryFlag
@@ -124,6 +126,19 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
+			return exitFail
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
+			return exitFail
+		}
+		defer trace.Stop()
 	}
 	if !*once {
 		fmt.Fprintln(stderr, "pipeline run: only --once is supported; the long-running loop is `pipeline serve`")
