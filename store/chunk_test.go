@@ -32,12 +32,42 @@ func TestCommitManyChildrenInSteps(t *testing.T) {
 		conflicts int
 		// txs is how many write transactions the commit takes.
 		txs int
+		// between, if set, writes after the step it is given (from 0).
+		between func(t *testing.T, db *store.DB, step int)
+		// upserts is how many children the outcome's own transaction
+		// upserts again: none of those the steps put in place, unless
+		// a write came between.
+		upserts int
 	}{
 		{
 			name:    "new children",
 			out:     func() *store.Outcome { return ok(p1, "h", nil, kids("url:1")...) },
 			created: n,
 			txs:     3 + 1,
+		},
+		{
+			name: "a write between two steps: the last transaction checks every child",
+			between: func(t *testing.T, db *store.DB, step int) {
+				if step == 0 {
+					deleteEntity(t, db, "component:default/c00003")
+				}
+			},
+			out:     func() *store.Outcome { return ok(p1, "h", nil, kids("url:1")...) },
+			created: n + 1, // c00003 twice
+			txs:     3 + 1 + 1,
+			upserts: n,
+		},
+		{
+			name: "a write after the last step: the last transaction checks every child",
+			between: func(t *testing.T, db *store.DB, step int) {
+				if step == 2 {
+					deleteEntity(t, db, "component:default/c12000")
+				}
+			},
+			out:     func() *store.Outcome { return ok(p1, "h", nil, kids("url:1")...) },
+			created: n + 1,
+			txs:     3 + 1 + 1,
+			upserts: n,
 		},
 		{
 			name:  "unchanged outcome takes one transaction",
@@ -63,6 +93,7 @@ func TestCommitManyChildrenInSteps(t *testing.T) {
 			created:   n - 1,
 			conflicts: 1,
 			txs:       3 + 1,
+			upserts:   1,
 		},
 	}
 	for _, tc := range tests {
@@ -72,19 +103,34 @@ func TestCommitManyChildrenInSteps(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, db)
 			}
-			before := db.WriteTxCount()
+			step := 0
+			if tc.between != nil {
+				defer store.SetAfterChildStep(func() {
+					tc.between(t, db, step)
+					step++
+				})()
+			}
+			before, upserts := db.WriteTxCount(), db.ChildUpserts()
 			st := commit(t, db, tc.out())
 			eq(t, "write transactions", db.WriteTxCount()-before, tc.txs)
 			eq(t, "created", st.Created, tc.created)
 			eq(t, "conflicts", len(st.Conflicts), tc.conflicts)
+			eq(t, "children upserted by the last transaction", db.ChildUpserts()-upserts, tc.upserts)
 			if tc.created > 0 {
-				eq(t, "children", len(children(t, db, p1)), tc.created)
+				eq(t, "children", len(children(t, db, p1)), min(tc.created, n))
 				eq(t, "parent served", mustFinalRef(t, db, p1), true)
 			}
 			if tc.name == "stale outcome writes no child" {
 				eq(t, "children", len(children(t, db, p1)), 0)
 			}
 		})
+	}
+}
+
+func deleteEntity(t *testing.T, db *store.DB, ref string) {
+	t.Helper()
+	if _, err := db.DeleteEntity(ref); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -385,3 +385,15 @@ func (d *DB) CompactSearch() error {
 // CompactionTxCount is how many of WriteTxCount's transactions compacted
 // search segments.
 func (d *DB) CompactionTxCount() int { return int(d.compactionTxs.Load()) }
+
+// ChildUpserts is how many children the outcomes' own transactions
+// upserted (not counting the steps ahead of them).
+func (d *DB) ChildUpserts() int { return int(d.childUpserts.Load()) }
+
+// SetAfterChildStep makes fn run after each step that commits a large
+// outcome's children ahead of it. It returns the restore.
+func SetAfterChildStep(fn func()) (restore func()) {
+	old := afterChildStep
+	afterChildStep = fn
+	return func() { afterChildStep = old }
+}

@@ -87,6 +87,9 @@ type DB struct {
 	path        string
 	writes      atomic.Int64
 	keepOrphans atomic.Bool
+	// childUpserts counts the children upserted by outcomes' own
+	// transactions, not by the steps ahead of them (tests read it).
+	childUpserts atomic.Int64
 
 	// StitchPending's state, guarded by stitchMu: the next batch (being
 	// prepared while the current one is written), the id of the last
