@@ -37,6 +37,7 @@ func (rt *jsRuntime) install() {
 	}
 	rt.responseKind = helpers.Get("response").(*goja.Object)
 	rt.freeze, _ = goja.AssertFunction(helpers.Get("deepFreeze"))
+	rt.freezeOne, _ = goja.AssertFunction(vm.Get("Object").(*goja.Object).Get("freeze"))
 	rt.installLazy()
 	frozen := func(v goja.Value) goja.Value {
 		out, err := rt.freeze(goja.Undefined(), v)

@@ -234,6 +234,29 @@ exports.readLocation = () => { log.debug('reading'); return true; };`, nil)
 	)
 }
 
+// The location a hook receives is frozen: a script cannot change what
+// the next call (or the engine) sees.
+func TestLocationIsFrozen(t *testing.T) {
+	s := newEnv(t).stage(`
+exports.postProcessEntity = (entity, location) => {
+  if (!Object.isFrozen(location)) throw new Error('location is not frozen');
+  location.target = 'elsewhere';
+  location.extra = 1;
+  entity.spec.seen = location.type + ':' + location.target;
+  entity.spec.extra = location.extra === undefined;
+  return entity;
+};`, nil)
+	for range 2 {
+		got, err := s.PostProcessEntity(ctx, testEntity("a"), urlLoc, (&collector{}).emit, newMemCache())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Spec["seen"] != urlLoc.String() || got.Spec["extra"] != true {
+			t.Errorf("spec = %v, want seen %s and no extra property", got.Spec, urlLoc)
+		}
+	}
+}
+
 func TestConcurrency(t *testing.T) {
 	s := newEnv(t).stage(`
 exports.postProcessEntity = (entity, location) => {

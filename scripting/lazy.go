@@ -197,7 +197,7 @@ func (rt *jsRuntime) location(l engine.Location) goja.Value {
 		return o
 	}
 	o := locationToJS(rt.vm, l.Type, l.Target)
-	if _, err := rt.freeze(goja.Undefined(), o); err != nil {
+	if _, err := rt.freezeOne(goja.Undefined(), o); err != nil {
 		panic(err)
 	}
 	if len(rt.locs) >= 256 {

@@ -85,6 +85,10 @@ type jsRuntime struct {
 	errorCtor    goja.Value
 	responseKind *goja.Object
 	freeze       goja.Callable
+	// freezeOne is Object.freeze itself: for objects whose properties are
+	// all primitives (locations) it is deepFreeze at a quarter of the
+	// cost, which matters because a hook receives a location per call.
+	freezeOne goja.Callable
 
 	// Lazy entity parts (lazy.go): shared accessors, and the values they
 	// return for untouched parts while a result is converted.
