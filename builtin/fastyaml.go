@@ -366,7 +366,7 @@ func (p *fastYAML) inline(text []byte) (any, bool) {
 
 // flowSequence parses a one-line flow sequence of scalars ("tags: [go,
 // web]", common in catalog files). Items that hold a colon, a flow
-// indicator or a comment sign, nested collections, empty items and a
+// indicator, a question mark or a comment sign, nested collections, empty items and a
 // trailing comma are left to yaml.v3.
 func flowSequence(text []byte) (any, bool) {
 	a := make([]any, 0, 4)
@@ -394,7 +394,7 @@ func flowSequence(text []byte) (any, bool) {
 			start := i
 			for i < len(text) && text[i] != ',' && text[i] != ']' {
 				switch text[i] {
-				case ':', '#', '[', '{', '}', '"', '\'':
+				case ':', '#', '[', '{', '}', '"', '\'', '?': // yaml.v3 ends a flow scalar at '?'
 					return nil, false
 				}
 				i++
