@@ -568,7 +568,7 @@ func (e *blockEditor) flush() error {
 }
 
 // putBlocks stores rows as blocks cut once they reach cut bytes.
-func putBlocks(b *bolt.Bucket, rows []blockRow, cut int) error {
+func putBlocks(b blockSink, rows []blockRow, cut int) error {
 	var enc blockEncoder
 	first := 0
 	for i, r := range rows {
@@ -588,12 +588,41 @@ func putBlocks(b *bolt.Bucket, rows []blockRow, cut int) error {
 // and no reads. The last row stays pending until a greater key comes, so
 // that a later write of the same key can still replace or drop it.
 type blockAppender struct {
-	b       *bolt.Bucket
+	b       blockSink
 	pending []blockRow
 	size    int
 }
 
-func newBlockAppender(b *bolt.Bucket) *blockAppender { return &blockAppender{b: b} }
+func newBlockAppender(b blockSink) *blockAppender { return &blockAppender{b: b} }
+
+// blockSink is where finished blocks go: a bucket, or a blockList that
+// another goroutine puts into one (compactSearch).
+type blockSink interface {
+	Put(key, value []byte) error
+}
+
+// blockList holds finished blocks in order, keyed by their first row.
+type blockList struct {
+	keys, values [][]byte
+}
+
+// Put keeps the block; both slices must stay unchanged until the list is
+// written (a block cursor's keys and a finished block are).
+func (l *blockList) Put(key, value []byte) error {
+	l.keys = append(l.keys, key)
+	l.values = append(l.values, value)
+	return nil
+}
+
+// putInto puts the blocks into b.
+func (l *blockList) putInto(b *bolt.Bucket) error {
+	for i, k := range l.keys {
+		if err := b.Put(k, l.values[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (a *blockAppender) last() []byte {
 	if len(a.pending) == 0 {
