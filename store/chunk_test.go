@@ -58,6 +58,22 @@ func TestCommitManyChildrenInSteps(t *testing.T) {
 			upserts: n,
 		},
 		{
+			// The records of chunk 1 are encoded while step 0 runs, as for
+			// new children: the one created meanwhile must not be
+			// overwritten by its stale record.
+			name: "a child created by another location between two steps stays its",
+			between: func(t *testing.T, db *store.DB, step int) {
+				if step == 0 {
+					commit(t, db, ok(p2, "h2", nil, child("component:default/c06000", "url:2")))
+				}
+			},
+			out:       func() *store.Outcome { return ok(p1, "h", nil, kids("url:1")...) },
+			created:   n - 1,
+			conflicts: 1,
+			txs:       3 + 1 + 1,
+			upserts:   n + 1, // p2's child too
+		},
+		{
 			name: "a write after the last step: the last transaction checks every child",
 			between: func(t *testing.T, db *store.DB, step int) {
 				if step == 2 {
@@ -116,8 +132,38 @@ func TestCommitManyChildrenInSteps(t *testing.T) {
 			eq(t, "created", st.Created, tc.created)
 			eq(t, "conflicts", len(st.Conflicts), tc.conflicts)
 			eq(t, "children upserted by the last transaction", db.ChildUpserts()-upserts, tc.upserts)
+			if tc.name == "a child created by another location between two steps stays its" {
+				st, err := db.State("component:default/c06000")
+				if err != nil {
+					t.Fatal(err)
+				}
+				eq(t, "location key of the child p2 created", st.LocationKey, "url:2")
+				eq(t, "children", len(children(t, db, p1)), n-1)
+				return
+			}
 			if tc.created > 0 {
 				eq(t, "children", len(children(t, db, p1)), min(tc.created, n))
+				// The records encoded ahead are those a child gets in the
+				// transaction: its entity, hash, key, pipeline, root, a
+				// UID of its own.
+				parent, err := db.State(p1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				uids := map[string]bool{}
+				for _, i := range []int{0, 1, 4999, 5000, 9999, 12000} {
+					ref := fmt.Sprintf("component:default/c%05d", i)
+					st, err := db.State(ref)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := child(ref, "url:1")
+					if st == nil || string(st.Unprocessed) != string(want.Entity) || st.UnprocessedHash != want.Hash ||
+						st.LocationKey != "url:1" || st.Pipeline != parent.Pipeline || st.Root != parent.Root || st.UID == "" || uids[st.UID] {
+						t.Fatalf("state of %s = %+v", ref, st)
+					}
+					uids[st.UID] = true
+				}
 				eq(t, "parent served", mustFinalRef(t, db, p1), true)
 			}
 			if tc.name == "stale outcome writes no child" {

@@ -144,17 +144,21 @@ func (d *DB) preCommitChildren(o *Outcome, deferStitch bool) (CommitStats, *appl
 		}
 		return st, nil
 	}
-	var ok bool
+	var first *State
 	if err := d.bolt.View(func(tx *bolt.Tx) error {
 		st, err := applies(open(tx))
-		ok = st != nil
+		first = st
 		return err
-	}); err != nil || !ok {
+	}); err != nil || first == nil {
 		return total, nil, err
 	}
 	o.Children = sortedChildren(o.Children)
+	done := make(chan struct{})
+	defer close(done)
+	prepared := d.prepareChildren(o.Children, first.Pipeline, first.Root, done)
 	for start := 0; start < len(o.Children); start += childChunk {
 		chunk := o.Children[start:min(start+childChunk, len(o.Children))]
+		pre := <-prepared
 		stop := false
 		cs, err := d.updateStitch(func(w *writer) error {
 			st, err := applies(w.buckets)
@@ -167,8 +171,8 @@ func (d *DB) preCommitChildren(o *Outcome, deferStitch bool) (CommitStats, *appl
 				// steps, lastTx stops: the final check then fails.
 				a.lastTx = id
 			}
-			for _, c := range chunk {
-				owned, err := w.upsertChild(o.Ref, st.Pipeline, st.Root, c)
+			for i, c := range chunk {
+				owned, err := w.upsertPrepared(o.Ref, st.Pipeline, st.Root, c, &pre[i])
 				if err != nil {
 					return err
 				}
@@ -747,18 +751,29 @@ func (w *writer) commitSkipped(o *Outcome) error {
 // parent is then remembered as the contender, made due when the owner lets
 // go so that a moved entity does not stay stuck.
 func (w *writer) upsertChild(parent, pipeline, root string, c Child) (bool, error) {
+	return w.upsertPrepared(parent, pipeline, root, c, nil)
+}
+
+// upsertPrepared is upsertChild with the state record of c as a new
+// entity possibly encoded ahead (pre, see prepareChildren).
+func (w *writer) upsertPrepared(parent, pipeline, root string, c Child, pre *preparedChild) (bool, error) {
 	st, err := w.getState(c.Ref)
 	if err != nil {
 		return false, err
 	}
 	switch {
 	case st == nil:
-		st = &State{Ref: c.Ref, UID: newUID(), Pipeline: pipeline, Root: root,
-			Unprocessed: c.Entity, UnprocessedHash: c.Hash, LocationKey: c.LocationKey}
-		if err := w.uids.Put([]byte(st.UID), []byte(c.Ref)); err != nil {
+		uid, rec := "", []byte(nil)
+		if pre != nil && pre.record != nil && pre.pipeline == pipeline && pre.root == root {
+			uid, rec = pre.uid, pre.record
+		} else {
+			uid = newUID()
+			rec = encodeState(newChildState(c, uid, pipeline, root))
+		}
+		if err := w.uids.Put([]byte(uid), []byte(c.Ref)); err != nil {
 			return false, err
 		}
-		if err := w.putState(st); err != nil {
+		if err := w.state.Put([]byte(c.Ref), rec); err != nil {
 			return false, err
 		}
 		if err := w.requeue(c.Ref, dueNow); err != nil {
@@ -797,6 +812,57 @@ func (w *writer) upsertChild(parent, pipeline, root string, c Child) (bool, erro
 		w.stitch[c.Ref] = struct{}{}
 	}
 	return true, nil
+}
+
+// newChildState is the state record of a child seen for the first time.
+func newChildState(c Child, uid, pipeline, root string) *State {
+	return &State{Ref: c.Ref, UID: uid, Pipeline: pipeline, Root: root,
+		Unprocessed: c.Entity, UnprocessedHash: c.Hash, LocationKey: c.LocationKey}
+}
+
+// preparedChild is a child's state record as a new entity, encoded ahead
+// of the transaction that may create it; record is nil when the child
+// already existed.
+type preparedChild struct {
+	uid, pipeline, root string
+	record              []byte
+}
+
+// prepareChildren encodes, on a goroutine of its own and a chunk ahead of
+// the writer, the state records of those of children (sorted, taken
+// childChunk at a time) that do not exist yet: for a Location's 100,000
+// new children that is a quarter of the single writer's work (UIDs, the
+// records and their compression) done on another core. Each chunk is read
+// in a read transaction that ends before the chunk is sent (the writer
+// may need to remap, which waits for read transactions). Closing stop
+// ends the goroutine.
+func (d *DB) prepareChildren(children []Child, pipeline, root string, stop <-chan struct{}) <-chan []preparedChild {
+	out := make(chan []preparedChild, 1)
+	go func() {
+		defer close(out)
+		for start := 0; start < len(children); start += childChunk {
+			chunk := children[start:min(start+childChunk, len(children))]
+			pre := make([]preparedChild, len(chunk))
+			_ = d.bolt.View(func(tx *bolt.Tx) error {
+				state := openBuckets(tx).state
+				for i, c := range chunk {
+					if state.Get([]byte(c.Ref)) != nil {
+						continue
+					}
+					uid := newUID()
+					pre[i] = preparedChild{uid: uid, pipeline: pipeline, root: root,
+						record: encodeState(newChildState(c, uid, pipeline, root))}
+				}
+				return nil
+			})
+			select {
+			case out <- pre:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // pruneChildren drops the edges from parent to children not in keep
@@ -1109,8 +1175,27 @@ func sortedChildren(cs []Child) []Child {
 	if slices.IsSortedFunc(cs, func(a, b Child) int { return strings.Compare(a.Ref, b.Ref) }) {
 		return cs
 	}
-	out := slices.Clone(cs)
-	slices.SortStableFunc(out, func(a, b Child) int { return strings.Compare(a.Ref, b.Ref) })
+	// Stable, but with pdqsort on (ref, position): SortStableFunc's
+	// insertion sort and in-place merges took 0.14 s for a Location's
+	// 100,000 children, on the single writer.
+	type pos struct {
+		ref string
+		i   int
+	}
+	order := make([]pos, len(cs))
+	for i, c := range cs {
+		order[i] = pos{c.Ref, i}
+	}
+	slices.SortFunc(order, func(a, b pos) int {
+		if c := strings.Compare(a.ref, b.ref); c != 0 {
+			return c
+		}
+		return a.i - b.i
+	})
+	out := make([]Child, len(cs))
+	for i, p := range order {
+		out[i] = cs[p.i]
+	}
 	return out
 }
 
