@@ -122,6 +122,21 @@ func (p *fastYAML) content() (indent int, text []byte, end bool) {
 	return 0, nil, true
 }
 
+// line returns the text of the next content line of a block at column n
+// (more), or says that the block is over (!more), or that the input leaves
+// the fast path's subset (!ok: a directive or marker, or a line indented
+// past n, which would continue a scalar or be an error).
+func (p *fastYAML) line(n int) (text []byte, more, ok bool) {
+	indent, text, end := p.content()
+	switch {
+	case p.bad || !end && indent > n:
+		return nil, false, false
+	case end || indent < n:
+		return nil, false, true
+	}
+	return text, true, true
+}
+
 // mapping parses a block mapping whose keys are at column n, up to the
 // first content line indented less (or the end of the document).
 func (p *fastYAML) mapping(n, depth int) (map[string]any, bool) {
@@ -130,15 +145,9 @@ func (p *fastYAML) mapping(n, depth int) (map[string]any, bool) {
 	}
 	m := make(map[string]any, 4)
 	for {
-		indent, text, end := p.content()
-		if p.bad {
-			return nil, false
-		}
-		if end || indent < n {
-			return m, true
-		}
-		if indent > n {
-			return nil, false // a continuation line, or an error
+		text, more, ok := p.line(n)
+		if !ok || !more {
+			return m, ok
 		}
 		k, isKey := p.splitKey(text)
 		if !isKey {
@@ -162,15 +171,9 @@ func (p *fastYAML) sequence(n, depth int) ([]any, bool) {
 	}
 	a := make([]any, 0, 4)
 	for {
-		indent, text, end := p.content()
-		if p.bad {
-			return nil, false
-		}
-		if end || indent < n {
-			return a, true
-		}
-		if indent > n {
-			return nil, false
+		text, more, ok := p.line(n)
+		if !ok || !more {
+			return a, ok
 		}
 		if !isEntry(text) {
 			return a, true // the next key of a mapping at this column

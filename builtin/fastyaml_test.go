@@ -318,8 +318,13 @@ func (r *render) after(col int, v any, inMap bool) {
 }
 
 // flowItem renders a one-line string as an item of a flow sequence.
-func (r *render) flowItem(s string) string {
-	switch r.rng.IntN(4) {
+func (r *render) flowItem(s string) string { return r.maybeQuoted(s, 4) }
+
+// maybeQuoted renders s single-quoted, double-quoted (without escaping:
+// the fast path must refuse what that breaks) or plain, each of the first
+// two with a chance of one in n.
+func (r *render) maybeQuoted(s string, n int) string {
+	switch r.rng.IntN(n) {
 	case 0:
 		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	case 1:
@@ -344,15 +349,7 @@ func flat(a []any) bool {
 	return true
 }
 
-func (r *render) key(k string) string {
-	switch r.rng.IntN(6) {
-	case 0:
-		return "'" + strings.ReplaceAll(k, "'", "''") + "'"
-	case 1:
-		return `"` + k + `"`
-	}
-	return k
-}
+func (r *render) key(k string) string { return r.maybeQuoted(k, 6) }
 
 // scalar renders a string and its line break; multi-line ones as literal
 // block scalars with the chomping their trailing newlines need.

@@ -93,6 +93,23 @@ func loadConfigWith(dir string, opts config.Options, stderr io.Writer) (*engine.
 	return cfg, exitOK
 }
 
+// record starts writing a CPU profile or an execution trace to path; the
+// function it returns stops and closes it.
+func record(path string, start func(io.Writer) error, stop func()) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		stop()
+		f.Close()
+	}, nil
+}
+
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -114,31 +131,23 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	defer stopTuning()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	for _, r := range []struct {
+		path  string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{*cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{*traceFile, trace.Start, trace.Stop},
+	} {
+		if r.path == "" {
+			continue
+		}
+		stop, err := record(r.path, r.start, r.stop)
 		if err != nil {
 			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
 			return exitFail
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
-			return exitFail
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
-			return exitFail
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
-			return exitFail
-		}
-		defer trace.Stop()
+		defer stop()
 	}
 	if !*once {
 		fmt.Fprintln(stderr, "pipeline run: only --once is supported; the long-running loop is `pipeline serve`")
