@@ -832,8 +832,6 @@ func (w *indexBuf) syncRows(ref string, old, rows []row) error {
 // which the goroutine sorts (seal) and the writer merges at flush time.
 type indexBuf struct {
 	searchOps []searchOp
-	// sortBuf is the other buffer sortSearch sorts into.
-	sortBuf []searchOp
 	// pathIDs numbers the paths of the queued writes (searchOp.path), in
 	// pathNames.
 	pathIDs            map[string]int32
@@ -888,7 +886,7 @@ func (w *indexBuf) sortSearch() {
 	for r := 1; r < len(start); r++ {
 		start[r] += start[r-1]
 	}
-	sorted := slices.Grow(w.sortBuf[:0], len(ops))[:len(ops)]
+	sorted := make([]searchOp, len(ops))
 	next := slices.Clone(start[:len(ids)])
 	for _, op := range ops {
 		r := rank[op.path]
@@ -907,7 +905,7 @@ func (w *indexBuf) sortSearch() {
 			return int(a.seq - b.seq)
 		})
 	}
-	w.searchOps, w.sortBuf = sorted, ops[:0]
+	w.searchOps = sorted
 }
 
 // takeFacets returns the pending facet count changes in key order, without
