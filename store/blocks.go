@@ -196,16 +196,23 @@ type keyArena []byte
 
 func (a *keyArena) keep(k []byte) []byte {
 	if cap(*a)-len(*a) < len(k) {
-		*a = make([]byte, 0, max(4096, len(k)))
+		// Chunks double from 256 bytes to 64 KB: a cursor that reads a few
+		// rows (a stitch reads one entity's relations) takes little, one
+		// that walks a bucket allocates seldom.
+		*a = make([]byte, 0, max(min(2*cap(*a), 64<<10), 256, len(k)))
 	}
 	n := len(*a)
 	*a = append(*a, k...)
 	return (*a)[n:len(*a):len(*a)]
 }
 
-// blockEncoder encodes rows into one block.
+// blockEncoder encodes rows into blocks, one after the other in chunks of
+// data reserved up front, instead of each block growing its own buffer by
+// doublings (allocation ~2.5 times the blocks' size: ~0.7 GB in a 100k
+// cold ingest).
 type blockEncoder struct {
 	data     []byte
+	start    int // where the current block begins in data
 	restarts []uint32
 	prev     []byte
 	n        int
@@ -214,7 +221,7 @@ type blockEncoder struct {
 func (e *blockEncoder) add(key, value []byte) {
 	prev := e.prev
 	if e.n%restartEvery == 0 {
-		e.restarts = append(e.restarts, uint32(len(e.data)))
+		e.restarts = append(e.restarts, uint32(e.size()))
 		prev = nil
 	}
 	shared := 0
@@ -230,15 +237,30 @@ func (e *blockEncoder) add(key, value []byte) {
 	e.n++
 }
 
-// finish returns the block and resets the encoder. The block is a new
-// slice: bbolt keeps the slices it is given until commit.
-func (e *blockEncoder) finish() []byte {
-	out := e.data
-	for _, r := range e.restarts {
-		out = binary.LittleEndian.AppendUint32(out, r)
+// reserve makes room for n more bytes without moving the current block.
+func (e *blockEncoder) reserve(n int) {
+	if cap(e.data)-len(e.data) >= n {
+		return
 	}
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(e.restarts)))
-	*e = blockEncoder{restarts: e.restarts[:0]}
+	cur := e.data[e.start:]
+	e.data = append(make([]byte, 0, max(n+len(cur), 64<<10)), cur...)
+	e.start = 0
+}
+
+// size is the length of the current block's rows so far.
+func (e *blockEncoder) size() int { return len(e.data) - e.start }
+
+// finish returns the current block and starts the next one after it. The
+// block's slice is never written again: bbolt keeps the slices it is
+// given until commit.
+func (e *blockEncoder) finish() []byte {
+	for _, r := range e.restarts {
+		e.data = binary.LittleEndian.AppendUint32(e.data, r)
+	}
+	e.data = binary.LittleEndian.AppendUint32(e.data, uint32(len(e.restarts)))
+	out := e.data[e.start:len(e.data):len(e.data)]
+	e.start = len(e.data)
+	e.restarts, e.prev, e.n = e.restarts[:0], nil, 0
 	return out
 }
 
@@ -458,6 +480,7 @@ type blockEditor struct {
 	old    []byte // the loaded block's bbolt key; nil for a new block
 	lo, hi []byte // it covers [lo, hi); nil lo: everything before hi
 	rows   []blockRow
+	enc    blockEncoder
 }
 
 func newBlockEditor(b *bolt.Bucket) *blockEditor { return &blockEditor{b: b} }
@@ -564,16 +587,23 @@ func (e *blockEditor) flush() error {
 	if size > 2*blockTarget {
 		cut = blockTarget
 	}
-	return putBlocks(e.b, e.rows, cut)
+	return putBlocks(e.b, &e.enc, e.rows, cut)
 }
 
 // putBlocks stores rows as blocks cut once they reach cut bytes.
-func putBlocks(b blockSink, rows []blockRow, cut int) error {
-	var enc blockEncoder
+func putBlocks(b blockSink, enc *blockEncoder, rows []blockRow, cut int) error {
+	// Room for every row with its three lengths, and every block's
+	// restarts: an estimate from above, since keys share prefixes.
+	n := 4 * (len(rows)/restartEvery + 1)
+	for _, r := range rows {
+		n += len(r.key) + len(r.value) + 6
+	}
+	n += 8 * (n/cut + 1) // each block's count and partial restart group
+	enc.reserve(n)
 	first := 0
 	for i, r := range rows {
 		enc.add(r.key, r.value)
-		if len(enc.data) >= cut || i == len(rows)-1 {
+		if enc.size() >= cut || i == len(rows)-1 {
 			if err := b.Put(rows[first].key, enc.finish()); err != nil {
 				return err
 			}
@@ -589,6 +619,7 @@ func putBlocks(b blockSink, rows []blockRow, cut int) error {
 // that a later write of the same key can still replace or drop it.
 type blockAppender struct {
 	b       blockSink
+	enc     blockEncoder
 	pending []blockRow
 	size    int
 }
@@ -650,10 +681,13 @@ func (a *blockAppender) put(key, value []byte) error {
 	if a.size >= blockTarget {
 		// Keep the last row pending: it may still be replaced.
 		n := len(a.pending) - 1
-		if err := putBlocks(a.b, a.pending[:n], a.size+1); err != nil {
+		if err := putBlocks(a.b, &a.enc, a.pending[:n], a.size+1); err != nil {
 			return err
 		}
-		a.pending = append(a.pending[:0:0], a.pending[n])
+		// The rows' array is the appender's own: the blocks copied the
+		// rows, and only their keys (never written again) stay with bbolt.
+		a.pending[0] = a.pending[n]
+		a.pending = a.pending[:1]
 		a.size = len(a.pending[0].key) + len(a.pending[0].value)
 	}
 	a.pending = append(a.pending, blockRow{key, value})
@@ -671,7 +705,7 @@ func (a *blockAppender) del(key []byte) error {
 }
 
 func (a *blockAppender) flush() error {
-	err := putBlocks(a.b, a.pending, a.size+len(a.pending)*3+1)
+	err := putBlocks(a.b, &a.enc, a.pending, a.size+len(a.pending)*3+1)
 	a.pending, a.size = a.pending[:0:0], 0
 	return err
 }

@@ -33,7 +33,7 @@ func TestPeekStitchInputsMatchesDecodeState(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := peekStitchInputs(st.Ref, v)
+			got, err := peekStitchInputs(st.Ref, v, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func TestPeekStitchInputsMatchesDecodeState(t *testing.T) {
 			}
 		})
 	}
-	if _, err := peekStitchInputs("x", encodeStateFields(full)[:20]); err == nil {
+	if _, err := peekStitchInputs("x", encodeStateFields(full)[:20], nil); err == nil {
 		t.Error("a truncated record decodes")
 	}
 }
@@ -72,7 +72,7 @@ func TestStoredFormsAreCompressed(t *testing.T) {
 
 	etag := strings.Repeat("e", etagLen)
 	for _, body := range []string{`{"a":1}`, `{"description":"` + strings.Repeat("abc", 300) + `"}`} {
-		stored := packFinal([]byte(etag + body))
+		stored, _ := packFinal([]byte(etag+body), nil)
 		if compressed := stored[etagLen] == finalCompressed; compressed != (len(body) >= compressFrom) || len(body) > 500 && len(stored) >= len(body) {
 			t.Errorf("final of %d bytes stored in %d, compressed %v", len(body), len(stored), compressed)
 		}

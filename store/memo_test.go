@@ -974,7 +974,7 @@ func TestMarkAllDueRebuildsQueue(t *testing.T) {
 // records had before the memo field.
 func uncompressedState(t *testing.T, v []byte) []byte {
 	t.Helper()
-	body, err := stateBody(v)
+	body, _, err := stateBody(nil, v)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -861,6 +861,9 @@ type indexBuf struct {
 	facetRun []facetOp
 	// bodyBuf holds a stored final entity decompressed for rowsOf.
 	bodyBuf []byte
+	// stateBuf, outBuf and packBuf are prepareStitch's scratch: a state
+	// record decompressed, the final entity built, and it compressed.
+	stateBuf, outBuf, packBuf []byte
 	// parts are sealed buffers whose changes come after this one's.
 	parts []*indexBuf
 }

@@ -93,7 +93,8 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 	if v == nil {
 		return nil, nil
 	}
-	st, err := peekStitchInputs(ref, v)
+	st, err := peekStitchInputs(ref, v, w.stateBuf)
+	w.stateBuf = st.buf
 	if err != nil || st.processed == nil {
 		return nil, err
 	}
@@ -151,7 +152,10 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 		return nil, nil
 	}
 
-	out := make([]byte, 0, etagLen+len(p)+64*len(rels)+128)
+	// out is scratch: flattening copies what it keeps, and packFinal
+	// copies the stored form.
+	out := slices.Grow(w.outBuf[:0], etagLen+len(p)+64*len(rels)+128)
+	defer func() { w.outBuf = out }()
 	out = append(out, etag...)
 	mEnd := mi + len(metadataKey)
 	out = append(out, p[:mEnd]...)
@@ -210,7 +214,9 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 	if err := w.indexRows(ref, stored, out[etagLen:]); err != nil {
 		return nil, fmt.Errorf("search index: %w", err)
 	}
-	return &stitched{ref: ref, final: packFinal(out)}, nil
+	var packed []byte
+	packed, w.packBuf = packFinal(out, w.packBuf)
+	return &stitched{ref: ref, final: packed}, nil
 }
 
 // A stored final entity is its etag followed by its served JSON, which is
@@ -219,17 +225,20 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 // bucket is a fifth of the file that every query reads from.
 const finalCompressed = 0
 
-// packFinal turns etag ‖ body into the stored form.
-func packFinal(final []byte) []byte {
+// packFinal turns etag ‖ body into the stored form, a new slice of its
+// exact size (it is held until its batch commits); scratch is compression
+// space, returned for reuse.
+func packFinal(final, scratch []byte) (packed, scratchOut []byte) {
 	body := final[etagLen:]
 	if len(body) < compressFrom {
-		return final
+		return slices.Clone(final), scratch
 	}
-	packed := make([]byte, etagLen+1, etagLen+1+s2.MaxEncodedLen(len(body)))
+	scratch = s2.Encode(scratch[:cap(scratch)], body)
+	packed = make([]byte, etagLen+1+len(scratch))
 	copy(packed, final[:etagLen])
 	packed[etagLen] = finalCompressed
-	packed = append(packed, s2.Encode(packed[etagLen+1:cap(packed)], body)...)
-	return packed
+	copy(packed[etagLen+1:], scratch)
+	return packed, scratch
 }
 
 // appendFinalBody appends the served JSON of a stored final entity to

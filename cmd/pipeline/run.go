@@ -93,9 +93,9 @@ func loadConfigWith(dir string, opts config.Options, stderr io.Writer) (*engine.
 	return cfg, exitOK
 }
 
-// record starts writing a CPU profile or an execution trace to path; the
-// function it returns stops and closes it.
-func record(path string, start func(io.Writer) error, stop func()) (func(), error) {
+// record starts writing a CPU profile, an execution trace or a memory
+// profile to path; the function it returns finishes and closes it.
+func record(path string, start func(io.Writer) error, stop func(io.Writer) error) (func() error, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -104,11 +104,21 @@ func record(path string, start func(io.Writer) error, stop func()) (func(), erro
 		f.Close()
 		return nil, err
 	}
-	return func() {
-		stop()
-		f.Close()
+	return func() error {
+		err := stop(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return nil
 	}, nil
 }
+
+// writeAllocs writes the allocation profile: every allocation sampled since
+// the program started, by call stack (go tool pprof -sample_index=alloc_space).
+func writeAllocs(w io.Writer) error { return pprof.Lookup("allocs").WriteTo(w, 0) }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -118,6 +128,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	dbPath := fs.String("db", "data/catalog.db", "bbolt file holding the catalog")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	traceFile := fs.String("trace", "", "write an execution trace (go tool trace) of the run to this file: which goroutines ran when, where the cores idle")
+	memProfile := fs.String("memprofile", "", "write a memory profile (pprof) of the run to this file when it ends: what was allocated where, and what is still live")
 	var lf logFlags
 	lf.register(fs)
 	var mem memoryFlag
@@ -134,10 +145,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	for _, r := range []struct {
 		path  string
 		start func(io.Writer) error
-		stop  func()
+		stop  func(io.Writer) error
 	}{
-		{*cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile},
-		{*traceFile, trace.Start, trace.Stop},
+		{*cpuProfile, pprof.StartCPUProfile, func(io.Writer) error { pprof.StopCPUProfile(); return nil }},
+		{*traceFile, trace.Start, func(io.Writer) error { trace.Stop(); return nil }},
+		{*memProfile, func(io.Writer) error { return nil }, writeAllocs},
 	} {
 		if r.path == "" {
 			continue
@@ -147,7 +159,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pipeline run: %v\n", err)
 			return exitFail
 		}
-		defer stop()
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintf(stderr, "pipeline run: %v\n", err)
+			}
+		}()
 	}
 	if !*once {
 		fmt.Fprintln(stderr, "pipeline run: only --once is supported; the long-running loop is `pipeline serve`")
