@@ -508,12 +508,14 @@ func (e *blockEditor) covering(key []byte) error {
 			bk, data = c.First()
 		}
 	}
-	e.loaded, e.dirty, e.rows, e.old, e.lo, e.hi = true, false, e.rows[:0:0], nil, nil, nil
+	// The rows' array is reused: putBlocks copied the last block's rows,
+	// and only their keys, never written again, stay with bbolt.
+	e.loaded, e.dirty, e.rows, e.old, e.lo, e.hi = true, false, e.rows[:0], nil, nil, nil
 	if bk == nil {
 		return nil // an empty bucket: one new block covers everything
 	}
 	var err error
-	if e.rows, err = decodeBlock(data, nil); err != nil {
+	if e.rows, err = decodeBlock(data, e.rows); err != nil {
 		e.loaded = false
 		return fmt.Errorf("index block %q: %w", bk, err)
 	}
