@@ -217,6 +217,11 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 // in every transaction (3.0 s at 100k, the heap's peak at the start of
 // stitching). The records are deleted in the last transaction.
 //
+// The merge runs a chunk ahead on another goroutine, in read transactions
+// of its own (closed before it hands a chunk over: bbolt's remap waits for
+// readers), so that the writer only edits blocks: the heap pops were
+// nearly half of this phase, in which nothing else can run.
+//
 // It stops at the record that was last when it began: commits running
 // meanwhile cannot keep it going, and StitchPending leaves their rows to
 // the write transaction. A transaction that stitches in between applies
@@ -225,41 +230,46 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 // the start: the same writes in the same order, with no other bysource
 // write in between (any such write applies and deletes the log first).
 func (d *DB) applyRelQ() error {
-	var (
-		recs []relQRecord // the records up to the last one, oldest first
-		done bool
-	)
-	for !done {
+	var recs []relQRecord // the records up to the last one, oldest first
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		c := open(tx).relQ.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			recs = append(recs, relQRecord{key: bytes.Clone(k)})
+		}
+		return nil
+	})
+	if err != nil || recs == nil {
+		return err
+	}
+	// The merging goroutine moves the records' offsets; this one reads
+	// only their keys, its own copy.
+	keys := make([][]byte, len(recs))
+	for i, r := range recs {
+		keys[i] = r.key
+	}
+	chunks := make(chan relQChunkOps, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go d.mergeRelQ(recs, chunks, stop)
+	for c := range chunks {
+		if c.err != nil {
+			return fmt.Errorf("apply logged relations: %w", c.err)
+		}
+		if c.gone {
+			return nil
+		}
+		gone := false
 		err := d.boltUpdate(func(tx *bolt.Tx) error {
 			b := open(tx)
-			if recs == nil {
-				c := b.relQ.Cursor()
-				for k, _ := c.First(); k != nil; k, _ = c.Next() {
-					recs = append(recs, relQRecord{key: bytes.Clone(k)})
-				}
-				if recs == nil {
-					done = true
-					return nil
-				}
-			}
-			m := relQMerge{}
-			for i := range recs {
-				v := b.relQ.Get(recs[i].key)
-				if v == nil {
+			for _, k := range keys {
+				if b.relQ.Get(k) == nil {
 					// Applied and deleted by a transaction that stitched.
-					done = true
+					gone = true
 					return nil
-				}
-				if err := m.push(recs, i, v); err != nil {
-					return err
 				}
 			}
 			e := newBlockEditor(b.bySource)
-			for n := 0; n < relQChunk && len(m.heap) > 0; n++ {
-				op, err := m.pop(recs)
-				if err != nil {
-					return err
-				}
+			for _, op := range c.ops {
 				if err := applyRelOp(e, op); err != nil {
 					return err
 				}
@@ -267,16 +277,10 @@ func (d *DB) applyRelQ() error {
 			if err := e.flush(); err != nil {
 				return err
 			}
-			if len(m.heap) > 0 {
+			if !c.last {
 				return nil
 			}
-			done = true
-			for _, r := range recs {
-				if err := b.relQ.Delete(r.key); err != nil {
-					return err
-				}
-			}
-			return nil
+			return deleteKeys(b.relQ, keys)
 		})
 		if err != nil {
 			return fmt.Errorf("apply logged relations: %w", err)
@@ -284,8 +288,65 @@ func (d *DB) applyRelQ() error {
 		if afterRelQChunk != nil {
 			afterRelQChunk()
 		}
+		if gone || c.last {
+			return nil
+		}
 	}
 	return nil
+}
+
+// relQChunkOps is up to relQChunk merged writes of relq, their keys
+// copied out of the read transaction they were merged in. last says that
+// the records have no writes left; gone, that they were applied and
+// deleted meanwhile (nothing to write).
+type relQChunkOps struct {
+	ops        []relOp
+	last, gone bool
+	err        error
+}
+
+// mergeRelQ merges recs' writes chunk by chunk into out, which it closes
+// when done, each chunk in a read transaction of its own; it gives up when
+// stop is closed.
+func (d *DB) mergeRelQ(recs []relQRecord, out chan<- relQChunkOps, stop <-chan struct{}) {
+	defer close(out)
+	for {
+		var c relQChunkOps
+		c.err = d.bolt.View(func(tx *bolt.Tx) error {
+			q := open(tx).relQ
+			m := relQMerge{}
+			for i := range recs {
+				v := q.Get(recs[i].key)
+				if v == nil {
+					c.gone = true
+					return nil
+				}
+				if err := m.push(recs, i, v); err != nil {
+					return err
+				}
+			}
+			var arena keyArena
+			c.ops = make([]relOp, 0, min(relQChunk, 1<<16))
+			for n := 0; n < relQChunk && len(m.heap) > 0; n++ {
+				op, err := m.pop(recs)
+				if err != nil {
+					return err
+				}
+				op.key = arena.keep(op.key)
+				c.ops = append(c.ops, op)
+			}
+			c.last = len(m.heap) == 0
+			return nil
+		})
+		select {
+		case out <- c:
+		case <-stop:
+			return
+		}
+		if c.err != nil || c.gone || c.last {
+			return
+		}
+	}
 }
 
 // relQRecord is a record of relq being applied: its key and how far

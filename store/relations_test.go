@@ -172,6 +172,32 @@ func TestRelationsLoggedWhileApplying(t *testing.T) {
 	checkIndex(t, db, "stitched")
 }
 
+// TestRelationsAppliedByACommitWhileApplying: a commit that stitches lands
+// between two transactions of StitchPending's applying of the log, and
+// applies the whole log itself; the transaction after it, whose writes
+// were merged before that commit, must see that and write nothing.
+func TestRelationsAppliedByACommitWhileApplying(t *testing.T) {
+	db := relCatalog(t)
+	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+	commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+	applied := 0
+	defer store.SetRelQChunk(1, func() {
+		applied++
+		if applied == 1 {
+			// Drops d's relation, after the log's writes.
+			commit(t, db, ok(relD, "d3", nil))
+		}
+	})()
+	defer store.SetStitchPreparation(1, 1, nil)()
+	drainStitches(t, db, 100)
+	eq(t, "transactions applying the log", applied, 2)
+	records, _ := relationLog(t, db)
+	eq(t, "records left", records, 0)
+	eq(t, "group relations", mustRelations(t, db, relGroup), []servedRel{{"ownerOf", relC}})
+	eq(t, "component d relations", mustRelations(t, db, relD), []servedRel{})
+	checkIndex(t, db, "stitched")
+}
+
 // TestLoggedRelationsSurviveReopening: the log is part of the file, so
 // rows logged by a commit before the process stopped reach the served
 // entities after it starts again.
