@@ -397,3 +397,18 @@ func SetAfterChildStep(fn func()) (restore func()) {
 	afterChildStep = fn
 	return func() { afterChildStep = old }
 }
+
+// BucketFill reports how many bytes of the named bucket's pages hold data,
+// and how many bytes its pages take.
+func (d *DB) BucketFill(name string) (inuse, alloc int, err error) {
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(rootBucket).Bucket([]byte(name))
+		if b == nil {
+			return fmt.Errorf("no bucket %q", name)
+		}
+		s := b.Stats()
+		inuse, alloc = s.BranchInuse+s.LeafInuse, s.BranchAlloc+s.LeafAlloc
+		return nil
+	})
+	return inuse, alloc, err
+}
