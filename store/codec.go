@@ -30,6 +30,10 @@ const stateCodecVersion = 1
 // rewrites) for no measurable time.
 const stateCodecCompressed = 2
 
+// stateCodecDict marks a record whose fields are s2-compressed with
+// entityDict (dict.go); records are written so since schema 14.
+const stateCodecDict = 3
+
 // compressFrom is the size from which state records and final entities
 // are stored compressed; smaller ones would hardly shrink. A variable so
 // that tests can compress everything.
@@ -45,9 +49,9 @@ func encodeState(st *State) []byte {
 	if len(b) < compressFrom {
 		return slices.Clone(b)
 	}
-	sp.packed = s2.Encode(sp.packed[:cap(sp.packed)], b[1:])
+	sp.packed = entityDict.Encode(sp.packed[:cap(sp.packed)], b[1:])
 	out := make([]byte, 1+len(sp.packed))
-	out[0] = stateCodecCompressed
+	out[0] = stateCodecDict
 	copy(out[1:], sp.packed)
 	return out
 }
@@ -116,7 +120,7 @@ func stateBody(dst, v []byte) (body []byte, owned bool, err error) {
 		return nil, false, fmt.Errorf("%w (empty)", errCorrupt)
 	case v[0] == stateCodecVersion:
 		return v[1:], false, nil
-	case v[0] == stateCodecCompressed:
+	case v[0] == stateCodecCompressed || v[0] == stateCodecDict:
 		n, err := s2.DecodedLen(v[1:])
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: %w", errCorrupt, err)
@@ -124,8 +128,13 @@ func stateBody(dst, v []byte) (body []byte, owned bool, err error) {
 		if cap(dst) < n {
 			dst = make([]byte, n)
 		}
-		b, err := s2.Decode(dst[:n], v[1:])
-		if err != nil {
+		var b []byte
+		if v[0] == stateCodecDict {
+			b, err = entityDict.Decode(dst[:n], v[1:])
+		} else {
+			b, err = s2.Decode(dst[:n], v[1:])
+		}
+		if err != nil || len(b) != n {
 			return nil, false, fmt.Errorf("%w: %w", errCorrupt, err)
 		}
 		return b, true, nil

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/klauspost/compress/s2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -411,4 +412,44 @@ func (d *DB) BucketFill(name string) (inuse, alloc int, err error) {
 		return nil
 	})
 	return inuse, alloc, err
+}
+
+// WithoutDict rewrites the state records and final entities of the closed
+// file at path that are compressed with entityDict in the forms schema 13
+// wrote (plain s2), as an older version would have left them.
+func WithoutDict(path string) error {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(rootBucket)
+		rewrite := func(name []byte, at int, from, to byte) error {
+			b := root.Bucket(name)
+			var keys, vals [][]byte
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if len(v) <= at || v[at] != from {
+					continue
+				}
+				body, err := entityDict.Decode(nil, v[at+1:])
+				if err != nil {
+					return err
+				}
+				old := append(append(bytes.Clone(v[:at]), to), s2.Encode(nil, body)...)
+				keys, vals = append(keys, bytes.Clone(k)), append(vals, old)
+			}
+			for i, k := range keys {
+				if err := b.Put(k, vals[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := rewrite(stateBucket, 0, stateCodecDict, stateCodecCompressed); err != nil {
+			return err
+		}
+		return rewrite(finalBucket, etagLen, finalCompressedDict, finalCompressed)
+	})
 }

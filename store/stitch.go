@@ -225,6 +225,10 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 // bucket is a fifth of the file that every query reads from.
 const finalCompressed = 0
 
+// finalCompressedDict marks a served JSON s2-compressed with entityDict
+// (dict.go), as it is written since schema 14.
+const finalCompressedDict = 1
+
 // packFinal turns etag ‖ body into the stored form, a new slice of its
 // exact size (it is held until its batch commits); scratch is compression
 // space, returned for reuse.
@@ -233,10 +237,10 @@ func packFinal(final, scratch []byte) (packed, scratchOut []byte) {
 	if len(body) < compressFrom {
 		return slices.Clone(final), scratch
 	}
-	scratch = s2.Encode(scratch[:cap(scratch)], body)
+	scratch = entityDict.Encode(scratch[:cap(scratch)], body)
 	packed = make([]byte, etagLen+1+len(scratch))
 	copy(packed, final[:etagLen])
-	packed[etagLen] = finalCompressed
+	packed[etagLen] = finalCompressedDict
 	copy(packed[etagLen+1:], scratch)
 	return packed, scratch
 }
@@ -248,7 +252,7 @@ func appendFinalBody(dst, v []byte) (body []byte, ok bool, err error) {
 		return dst, false, nil
 	}
 	b := v[etagLen:]
-	if b[0] != finalCompressed {
+	if b[0] != finalCompressed && b[0] != finalCompressedDict {
 		return append(dst, b...), true, nil
 	}
 	n, err := s2.DecodedLen(b[1:])
@@ -257,7 +261,12 @@ func appendFinalBody(dst, v []byte) (body []byte, ok bool, err error) {
 	}
 	dst = slices.Grow(dst, n)
 	tail := dst[len(dst) : len(dst)+n]
-	out, err := s2.Decode(tail, b[1:])
+	var out []byte
+	if b[0] == finalCompressedDict {
+		out, err = entityDict.Decode(tail, b[1:])
+	} else {
+		out, err = s2.Decode(tail, b[1:])
+	}
 	if err != nil || len(out) != n {
 		return dst, false, fmt.Errorf("%w: final entity: %w", errCorrupt, err)
 	}
