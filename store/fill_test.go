@@ -40,10 +40,14 @@ func TestIngestedBucketsArePacked(t *testing.T) {
 	commit(t, db, ok(loc, "h", nil, kids...))
 	for start := 0; start < n; start += 500 {
 		var outs []*store.Outcome
-		for _, ref := range refs[start : start+500] {
-			owner := fmt.Sprintf("group:default/g%02d", len(ref)%40)
-			outs = append(outs, &store.Outcome{Ref: ref, OK: true, Processed: doc(ref, 2), ResultHash: "p",
-				Relations: []store.Relation{rel(ref, "ownedBy", owner), rel(owner, "ownerOf", ref)}, NextUpdate: later})
+		for i, ref := range refs[start : start+500] {
+			owner := fmt.Sprintf("group:default/g%02d", (start+i)%40)
+			system := fmt.Sprintf("system:default/s%03d", (start+i)%300)
+			dep := refs[(start+i)*7919%n]
+			outs = append(outs, &store.Outcome{Ref: ref, OK: true, Processed: doc(ref, 1), ResultHash: "p",
+				Relations: []store.Relation{rel(ref, "ownedBy", owner), rel(owner, "ownerOf", ref),
+					rel(ref, "partOf", system), rel(system, "hasPart", ref),
+					rel(ref, "dependsOn", dep), rel(dep, "dependencyOf", ref)}, NextUpdate: later})
 		}
 		commitDeferred(t, db, outs...)
 	}

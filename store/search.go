@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The search index mirrors Backstage's `search` table (buildEntitySearch.ts,
@@ -864,6 +866,10 @@ type indexBuf struct {
 	// stateBuf, outBuf and packBuf are prepareStitch's scratch: a state
 	// record decompressed, the final entity built, and it compressed.
 	stateBuf, outBuf, packBuf []byte
+	// relCursor reads bysource for prepareStitch in the read transaction
+	// relTx (relations).
+	relCursor *blockCursor
+	relTx     *bolt.Tx
 	// parts are sealed buffers whose changes come after this one's.
 	parts []*indexBuf
 }

@@ -108,7 +108,7 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 	// keys are sorted by type, then target.
 	var rels [][]byte // each "type ‖ 0 ‖ target"
 	pre := prefix(ref)
-	c := newBlockCursor(b.bySource)
+	c := w.relations(b)
 	for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
 		rest := k[len(pre):]
 		tt := rest[:bytes.LastIndexByte(rest, 0)]
@@ -217,6 +217,21 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 	var packed []byte
 	packed, w.packBuf = packFinal(out, w.packBuf)
 	return &stitched{ref: ref, final: packed}, nil
+}
+
+// relations returns a block cursor on b's bysource for prepareStitch. In a
+// read transaction it is the cursor of the previous call in the same
+// transaction: a batch's entities come in ref order, so consecutive ones
+// read on in the block already decompressed, where a new cursor per
+// entity decompressed its block again (a block holds ~50 relations).
+func (w *indexBuf) relations(b *buckets) *blockCursor {
+	if b.tx.Writable() {
+		return newBlockCursor(b.bySource)
+	}
+	if w.relCursor == nil || w.relTx != b.tx {
+		w.relCursor, w.relTx = newBlockCursor(b.bySource), b.tx
+	}
+	return w.relCursor
 }
 
 // A stored final entity is its etag followed by its served JSON, which is
