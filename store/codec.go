@@ -23,8 +23,8 @@ import (
 const stateCodecVersion = 1
 
 // stateCodecCompressed marks a record whose fields after the version byte
-// are s2-compressed (klauspost/compress): records from compressFrom bytes
-// are. A record holds two entity documents, which s2 shrinks by
+// are s2-compressed (klauspost/compress), as records from compressFrom
+// bytes were written up to schema 13. A record holds two entity documents, which s2 shrinks by
 // about 2.6 at a few hundred MB/s: a 100k catalog's state bucket went from
 // 283 to ~110 MB (its pages are most of what a stitch reads and a commit
 // rewrites) for no measurable time.

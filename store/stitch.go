@@ -222,8 +222,9 @@ func (w *indexBuf) prepareStitch(b *buckets, keepOrphans bool, ref string) (*sti
 // relations returns a block cursor on b's bysource for prepareStitch. In a
 // read transaction it is the cursor of the previous call in the same
 // transaction: a batch's entities come in ref order, so consecutive ones
-// read on in the block already decompressed, where a new cursor per
-// entity decompressed its block again (a block holds ~50 relations).
+// read on in the block the cursor is in (a block holds ~50 relations),
+// where a new cursor per entity sought from the root and parsed its block
+// again.
 func (w *indexBuf) relations(b *buckets) *blockCursor {
 	if b.tx.Writable() {
 		return newBlockCursor(b.bySource)

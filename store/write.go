@@ -171,7 +171,8 @@ func (d *DB) preCommitChildren(o *Outcome, deferStitch bool) (CommitStats, *appl
 				// steps, lastTx stops: the final check then fails.
 				a.lastTx = id
 			}
-			// This transaction writes only new children's records.
+			// This transaction writes only the Location's children's
+			// records, nearly all of them new when there are this many.
 			w.state.FillPercent = childFillPercent
 			for i, c := range chunk {
 				owned, err := w.upsertPrepared(o.Ref, st.Pipeline, st.Root, c, &pre[i])
