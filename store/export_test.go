@@ -285,13 +285,7 @@ func init() {
 // search row goes to a segment (from version 8), which Open must merge.
 // The file must have no segments.
 func UnpackBlocks(path string, search bool) error {
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(rootBucket)
+	return updateClosed(path, func(root *bolt.Bucket) error {
 		unpack := func(name []byte, segment *bolt.Bucket) error {
 			var rows []blockRow
 			c := newBlockCursor(root.Bucket(name))
@@ -418,13 +412,7 @@ func (d *DB) BucketFill(name string) (inuse, alloc int, err error) {
 // file at path that are compressed with entityDict in the forms schema 13
 // wrote (plain s2), as an older version would have left them.
 func WithoutDict(path string) error {
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(rootBucket)
+	return updateClosed(path, func(root *bolt.Bucket) error {
 		rewrite := func(name []byte, at int, from, to byte) error {
 			b := root.Bucket(name)
 			var keys, vals [][]byte
@@ -452,4 +440,15 @@ func WithoutDict(path string) error {
 		}
 		return rewrite(finalBucket, etagLen, finalCompressedDict, finalCompressed)
 	})
+}
+
+// updateClosed runs fn on the root bucket of the closed file at path, in
+// one write transaction.
+func updateClosed(path string, fn func(root *bolt.Bucket) error) error {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(rootBucket)) })
 }

@@ -146,9 +146,7 @@ func TestRelationsLoggedDuringPreparation(t *testing.T) {
 // StitchPending applies the log; it applies what was there when it began
 // and leaves the rest to its write transaction, which applies it first.
 func TestRelationsLoggedWhileApplying(t *testing.T) {
-	db := relCatalog(t)
-	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
-	commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+	db := twoLoggedRecords(t)
 	applied := 0
 	defer store.SetRelQChunk(1, func() {
 		applied++
@@ -177,9 +175,7 @@ func TestRelationsLoggedWhileApplying(t *testing.T) {
 // applies the whole log itself; the transaction after it, whose writes
 // were merged before that commit, must see that and write nothing.
 func TestRelationsAppliedByACommitWhileApplying(t *testing.T) {
-	db := relCatalog(t)
-	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
-	commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+	db := twoLoggedRecords(t)
 	applied := 0
 	defer store.SetRelQChunk(1, func() {
 		applied++
@@ -196,6 +192,16 @@ func TestRelationsAppliedByACommitWhileApplying(t *testing.T) {
 	eq(t, "group relations", mustRelations(t, db, relGroup), []servedRel{{"ownerOf", relC}})
 	eq(t, "component d relations", mustRelations(t, db, relD), []servedRel{})
 	checkIndex(t, db, "stitched")
+}
+
+// twoLoggedRecords is relCatalog with two records in the log: c and d
+// each owned by the group, two rows each.
+func twoLoggedRecords(t *testing.T) *store.DB {
+	t.Helper()
+	db := relCatalog(t)
+	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+	commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+	return db
 }
 
 // TestLoggedRelationsSurviveReopening: the log is part of the file, so
