@@ -116,3 +116,41 @@ func TestEntityDictionaryNeverChanges(t *testing.T) {
 
 // entityDictSHA256 is the digest of entityDict as first released (schema 14).
 const entityDictSHA256 = "d1d06b25b27b74d87d707bc3ab8a0eeae283bd6dd10b96c4502dc29c62555e42"
+
+// Damaged compressed records are reported as corrupt, never a panic, in
+// every stored form.
+func TestDamagedCompressedRecords(t *testing.T) {
+	st := &State{Ref: "component:default/a", UID: "u", Pipeline: "p",
+		Unprocessed: json.RawMessage(`{"apiVersion":"backstage.io/v1alpha1","kind":"Component","metadata":{"name":"a","description":"` + strings.Repeat("words ", 60) + `"}}`)}
+	fields := encodeStateFields(st)
+	etag := strings.Repeat("e", etagLen)
+	body := []byte(`{"apiVersion":"backstage.io/v1alpha1","kind":"Component","metadata":{"name":"a","description":"` + strings.Repeat("words ", 60) + `"}}`)
+	records := map[string][]byte{
+		"state, dictionary": append([]byte{stateCodecDict}, entityDict.Encode(nil, fields[1:])...),
+		"state, plain s2":   append([]byte{stateCodecCompressed}, s2.Encode(nil, fields[1:])...),
+	}
+	finals := map[string][]byte{
+		"final, dictionary": append(append([]byte(etag), finalCompressedDict), entityDict.Encode(nil, body)...),
+		"final, plain s2":   append(append([]byte(etag), finalCompressed), s2.Encode(nil, body)...),
+	}
+	for name, v := range records {
+		if got, err := decodeState(st.Ref, v); err != nil || string(got.Unprocessed) != string(st.Unprocessed) {
+			t.Fatalf("%s: intact record: %v", name, err)
+		}
+		for _, cut := range []int{2, len(v) / 2, len(v) - 1} {
+			if _, err := decodeState(st.Ref, v[:cut]); !errors.Is(err, errCorrupt) {
+				t.Errorf("%s cut at %d: %v, want corrupt", name, cut, err)
+			}
+		}
+	}
+	for name, v := range finals {
+		if got, ok, err := appendFinalBody(nil, v); err != nil || !ok || string(got) != string(body) {
+			t.Fatalf("%s: intact entity: %v", name, err)
+		}
+		for _, cut := range []int{etagLen + 2, etagLen + (len(v)-etagLen)/2, len(v) - 1} {
+			if _, _, err := appendFinalBody(nil, v[:cut]); !errors.Is(err, errCorrupt) {
+				t.Errorf("%s cut at %d: %v, want corrupt", name, cut, err)
+			}
+		}
+	}
+}
