@@ -576,21 +576,22 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 		wantErr     []string
 		wantVersion string
 	}{
-		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "14"},
-		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "14"},
-		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "14"},
-		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "14"},
-		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "14"},
-		{name: "version 9 with counts of dependsOn is upgraded", version: "9", staleCount: true, wantVersion: "14"},
-		{name: "version 10 with searchref is upgraded", version: "10", wantVersion: "14"},
-		{name: "version 11 with a search row per key is upgraded", version: "11", wantVersion: "14"},
-		{name: "version 12 with a bysource row per key is upgraded", version: "12", wantVersion: "14"},
-		{name: "version 13 without the entity dictionary is upgraded", version: "13", wantVersion: "14"},
-		{name: "current version opens", version: "14", wantVersion: "14"},
+		{name: "version 5 without stitchq is upgraded", version: "5", drop: []string{"stitchq", "relq", "searchsegs"}, staleCount: true, wantVersion: "15"},
+		{name: "version 5 with stitchq is upgraded", version: "5", drop: []string{"relq", "searchsegs"}, wantVersion: "15"},
+		{name: "version 6 with counts of reverse relations is upgraded", version: "6", drop: []string{"relq", "searchsegs"}, staleCount: true, wantVersion: "15"},
+		{name: "version 7 without relq is upgraded", version: "7", drop: []string{"relq", "searchsegs"}, wantVersion: "15"},
+		{name: "version 8 without searchsegs is upgraded", version: "8", drop: []string{"searchsegs"}, wantVersion: "15"},
+		{name: "version 9 with counts of dependsOn is upgraded", version: "9", staleCount: true, wantVersion: "15"},
+		{name: "version 10 with searchref is upgraded", version: "10", wantVersion: "15"},
+		{name: "version 11 with a search row per key is upgraded", version: "11", wantVersion: "15"},
+		{name: "version 12 with a bysource row per key is upgraded", version: "12", wantVersion: "15"},
+		{name: "version 13 without the entity dictionary is upgraded", version: "13", wantVersion: "15"},
+		{name: "version 14 is upgraded", version: "14", wantVersion: "15"},
+		{name: "current version opens", version: "15", wantVersion: "15"},
 		{name: "version 4 is refused", version: "4", drop: []string{"stitchq", "relq", "searchsegs"},
 			wantErr: []string{`"4"`, "not supported", "delete the file"}, wantVersion: "4"},
-		{name: "version 15 is refused", version: "15", drop: []string{"stitchq", "relq", "searchsegs"},
-			wantErr: []string{`"15"`, "not supported", "delete the file"}, wantVersion: "15"},
+		{name: "version 16 is refused", version: "16", drop: []string{"stitchq", "relq", "searchsegs"},
+			wantErr: []string{`"16"`, "not supported", "delete the file"}, wantVersion: "16"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -612,13 +613,13 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 			rewriteMeta(t, path, tc.version, tc.drop...)
-			if tc.version != "14" && tc.wantErr == nil {
+			if tc.version != "15" && tc.version != "14" && tc.wantErr == nil {
 				// Versions up to 13 compress without the dictionary.
 				if err := store.WithoutDict(path); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if tc.version != "14" && tc.version != "13" && tc.wantErr == nil {
+			if tc.version != "15" && tc.version != "14" && tc.version != "13" && tc.wantErr == nil {
 				// Versions up to 12 store a bysource row per key, up
 				// to 11 a search row per key too.
 				if err := store.UnpackBlocks(path, tc.version != "12"); err != nil {
@@ -633,7 +634,7 @@ func TestDeferredSchemaUpgrade(t *testing.T) {
 			// Every version before 11 gets schema 10's searchref bucket,
 			// and so do the refused ones, to check that refusing leaves
 			// it; its values do not matter, nothing reads them.
-			oldSearchRef := tc.version != "11" && tc.version != "12" && tc.version != "13" && tc.version != "14"
+			oldSearchRef := tc.version != "11" && tc.version != "12" && tc.version != "13" && tc.version != "14" && tc.version != "15"
 			if oldSearchRef {
 				putAt(t, path, "searchref", a, []byte{1})
 			}

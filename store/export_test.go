@@ -452,3 +452,51 @@ func updateClosed(path string, fn func(root *bolt.Bucket) error) error {
 	defer db.Close()
 	return db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(rootBucket)) })
 }
+
+// SetRelQFrameSize sets about how many bytes of writes a frame of a relq
+// record holds, and returns the restore.
+func SetRelQFrameSize(n int) (restore func()) {
+	old := relQFrameSize
+	relQFrameSize = n
+	return func() { relQFrameSize = old }
+}
+
+// UnframeRelQ rewrites relq's records in the form written before frames,
+// writes as they are, as an older version would have left them; it
+// returns their sizes in frames and as they are.
+func (d *DB) UnframeRelQ() (framed, plain int, err error) {
+	err = d.boltUpdate(func(tx *bolt.Tx) error {
+		q := open(tx).relQ
+		var keys, vals [][]byte
+		c := q.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			framed += len(v)
+			r := newRelQReader(k, v)
+			var rec []byte
+			for p := (relQPos{}); ; {
+				op, next, ok, err := r.read(p)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+				flag := byte(0)
+				if op.put {
+					flag = 1
+				}
+				rec = append(binary.AppendUvarint(append(rec, flag), uint64(len(op.key))), op.key...)
+				p = next
+			}
+			plain += len(rec)
+			keys, vals = append(keys, bytes.Clone(k)), append(vals, rec)
+		}
+		for i, k := range keys {
+			if err := q.Put(k, vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return framed, plain, err
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/klauspost/compress/s2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -118,27 +119,45 @@ func (w *writer) flushRelations(deferStitch bool) error {
 }
 
 // logRelations appends the transaction's row writes to relq as one record:
-// for each write in key order, a put (1) or delete (0) byte, the key's
-// length as a uvarint, and the key.
+// relQFramed, then frames of the writes in key order, each a uvarint
+// length and an s2 block of about relQFrameSize bytes of writes; a write
+// is a put (1) or delete (0) byte, the key's length as a uvarint, and the
+// key. A write never straddles two frames.
+//
+// The writes are compressed because the log is written, read and freed
+// once per ingest and most of a write is refs that repeat: a 100k cold
+// ingest's log was ~65 MB uncompressed, all of it read (and so mapped)
+// just before stitching, when the process is at its largest. In frames,
+// applying the log decompresses one frame per record at a time.
 func (w *writer) logRelations() error {
 	if len(w.relOps) == 0 {
 		return nil
 	}
 	sortRelOps(w.relOps)
-	size := 0
-	for _, op := range w.relOps {
-		size += 1 + binary.MaxVarintLen64 + len(op.key)
+	rec := []byte{relQFramed}
+	raw := w.relFrame[:0]
+	flush := func() {
+		w.relPacked = s2.Encode(w.relPacked[:cap(w.relPacked)], raw)
+		rec = binary.AppendUvarint(rec, uint64(len(w.relPacked)))
+		rec = append(rec, w.relPacked...)
+		raw = raw[:0]
 	}
-	rec := make([]byte, 0, size)
 	for _, op := range w.relOps {
 		flag := byte(0)
 		if op.put {
 			flag = 1
 		}
-		rec = append(rec, flag)
-		rec = binary.AppendUvarint(rec, uint64(len(op.key)))
-		rec = append(rec, op.key...)
+		raw = append(raw, flag)
+		raw = binary.AppendUvarint(raw, uint64(len(op.key)))
+		raw = append(raw, op.key...)
+		if len(raw) >= relQFrameSize {
+			flush()
+		}
 	}
+	if len(raw) > 0 {
+		flush()
+	}
+	w.relFrame = raw
 	seq, err := w.relQ.NextSequence()
 	if err != nil {
 		return err
@@ -147,23 +166,36 @@ func (w *writer) logRelations() error {
 	return w.relQ.Put(binary.BigEndian.AppendUint64(nil, seq), rec)
 }
 
+// relQFramed starts a relq record in frames. Records written before it
+// hold their writes as they are and start with a write's flag, 0 or 1.
+const relQFramed = 2
+
+// relQFrameSize is how many bytes of writes a frame holds, about: what
+// applying the log keeps decompressed per record. A var so that tests can
+// make frames of a write or two.
+var relQFrameSize = 16 << 10
+
 // loadRelQ decodes relq's records from the first, in order, until at least
 // limit writes are loaded (limit <= 0: all of them) or past the record
 // upTo (nil: the last). The writes' seq follows the log's order, and their
-// keys point into the transaction's memory; keys are the records read, to
-// delete once applied.
+// keys point into the transaction's memory or into decompressed frames;
+// keys are the records read, to delete once applied.
 func loadRelQ(q *bolt.Bucket, limit int, upTo []byte) (keys [][]byte, ops []relOp, err error) {
 	c := q.Cursor()
 	for k, v := c.First(); k != nil && (limit <= 0 || len(ops) < limit) && (upTo == nil || bytes.Compare(k, upTo) <= 0); k, v = c.Next() {
 		keys = append(keys, bytes.Clone(k))
-		for len(v) > 0 {
-			n, w := binary.Uvarint(v[1:])
-			if w <= 0 || uint64(len(v)-1-w) < n {
-				return nil, nil, fmt.Errorf("relq record %x is truncated: %w", k, errCorrupt)
+		r := newRelQReader(k, v)
+		for p := (relQPos{}); ; {
+			op, next, ok, err := r.read(p)
+			if err != nil {
+				return nil, nil, err
 			}
-			key := v[1+w : 1+w+int(n)]
-			ops = append(ops, relOp{key: key, put: v[0] == 1, seq: len(ops)})
-			v = v[1+w+int(n):]
+			if !ok {
+				break
+			}
+			op.seq = len(ops)
+			ops = append(ops, op)
+			p = next
 		}
 	}
 	return keys, ops, nil
@@ -349,36 +381,88 @@ func (d *DB) mergeRelQ(recs []relQRecord, out chan<- relQChunkOps, stop <-chan s
 	}
 }
 
-// relQRecord is a record of relq being applied: its key and how far
-// (bytes into its value) its writes are applied.
+// relQRecord is a record of relq being applied: its key and how far its
+// writes are applied.
 type relQRecord struct {
 	key []byte
-	off int
+	pos relQPos
+}
+
+// relQPos is a place in a relq record: for a framed one, the offset of a
+// frame in the value (0: the first) and an offset in that frame's writes;
+// for one written before frames, an offset in the value (frame 0).
+type relQPos struct{ frame, off int }
+
+// relQReader reads the writes of one record's value, in the transaction
+// it was read in.
+type relQReader struct {
+	key, v []byte
+	framed bool
+	at     int    // the frame data holds, when framed (0: none yet)
+	data   []byte // at's writes, decompressed into memory of their own
+}
+
+func newRelQReader(key, v []byte) *relQReader {
+	return &relQReader{key: key, v: v, framed: len(v) > 0 && v[0] == relQFramed}
+}
+
+// read returns the write at p and the place after it; ok is false at the
+// end of the record. The write's key points into v or into a frame's
+// memory, which is never reused.
+func (r *relQReader) read(p relQPos) (op relOp, next relQPos, ok bool, err error) {
+	if !r.framed {
+		if p.off >= len(r.v) {
+			return relOp{}, p, false, nil
+		}
+		op, end, err := relQWriteAt(r.key, r.v, p.off)
+		return op, relQPos{off: end}, err == nil, err
+	}
+	if p.frame == 0 {
+		p.frame = 1 // after the marker
+	}
+	for p.frame < len(r.v) {
+		n, w := binary.Uvarint(r.v[p.frame:])
+		if w <= 0 || uint64(len(r.v)-p.frame-w) < n {
+			return relOp{}, p, false, fmt.Errorf("relq record %x is truncated: %w", r.key, errCorrupt)
+		}
+		if r.at != p.frame {
+			data, err := s2.Decode(nil, r.v[p.frame+w:p.frame+w+int(n)])
+			if err != nil {
+				return relOp{}, p, false, fmt.Errorf("relq record %x: %w: %w", r.key, errCorrupt, err)
+			}
+			r.at, r.data = p.frame, data
+		}
+		if p.off < len(r.data) {
+			op, end, err := relQWriteAt(r.key, r.data, p.off)
+			return op, relQPos{p.frame, end}, err == nil, err
+		}
+		p = relQPos{frame: p.frame + w + int(n)}
+	}
+	return relOp{}, p, false, nil
 }
 
 // relQMerge merges the records' remaining writes in key order; heads holds
-// each record's next write, heap the records with one, smallest first
-// (ties: the older record).
+// each record's next write and ends the place after it, heap the records
+// with one, smallest first (ties: the older record).
 type relQMerge struct {
-	heads map[int]relOp
-	vals  map[int][]byte
-	heap  []int
+	readers map[int]*relQReader
+	heads   map[int]relOp
+	ends    map[int]relQPos
+	heap    []int
 }
 
-// push adds record i, whose value is v, from its applied offset.
+// push adds record i, whose value is v, from its applied place.
 func (m *relQMerge) push(recs []relQRecord, i int, v []byte) error {
 	if m.heads == nil {
-		m.heads, m.vals = map[int]relOp{}, map[int][]byte{}
+		m.readers, m.heads, m.ends = map[int]*relQReader{}, map[int]relOp{}, map[int]relQPos{}
 	}
-	m.vals[i] = v
-	if recs[i].off >= len(v) {
-		return nil
-	}
-	op, err := relQOpAt(recs[i].key, v, recs[i].off)
-	if err != nil {
+	r := newRelQReader(recs[i].key, v)
+	m.readers[i] = r
+	op, end, ok, err := r.read(recs[i].pos)
+	if err != nil || !ok {
 		return err
 	}
-	m.heads[i] = op
+	m.heads[i], m.ends[i] = op, end
 	m.heap = append(m.heap, i)
 	m.up(len(m.heap) - 1)
 	return nil
@@ -388,13 +472,13 @@ func (m *relQMerge) push(recs []relQRecord, i int, v []byte) error {
 func (m *relQMerge) pop(recs []relQRecord) (relOp, error) {
 	i := m.heap[0]
 	op := m.heads[i]
-	recs[i].off = op.seq // relQOpAt keeps the next offset in seq
-	if v := m.vals[i]; recs[i].off < len(v) {
-		next, err := relQOpAt(recs[i].key, v, recs[i].off)
-		if err != nil {
-			return op, err
-		}
-		m.heads[i] = next
+	recs[i].pos = m.ends[i]
+	next, end, ok, err := m.readers[i].read(recs[i].pos)
+	if err != nil {
+		return op, err
+	}
+	if ok {
+		m.heads[i], m.ends[i] = next, end
 	} else {
 		last := len(m.heap) - 1
 		m.heap[0] = m.heap[last]
@@ -442,13 +526,16 @@ func (m *relQMerge) down(i int) {
 	}
 }
 
-// relQOpAt decodes the write at offset off of record k's value v; the
-// returned op's seq is the offset of the write after it.
-func relQOpAt(k, v []byte, off int) (relOp, error) {
-	n, w := binary.Uvarint(v[off+1:])
-	if w <= 0 || uint64(len(v)-off-1-w) < n {
-		return relOp{}, fmt.Errorf("relq record %x is truncated: %w", k, errCorrupt)
+// relQWriteAt decodes the write at offset off of data, writes of record k,
+// and returns the offset after it.
+func relQWriteAt(k, data []byte, off int) (relOp, int, error) {
+	if off+1 > len(data) {
+		return relOp{}, 0, fmt.Errorf("relq record %x is truncated: %w", k, errCorrupt)
+	}
+	n, w := binary.Uvarint(data[off+1:])
+	if w <= 0 || uint64(len(data)-off-1-w) < n {
+		return relOp{}, 0, fmt.Errorf("relq record %x is truncated: %w", k, errCorrupt)
 	}
 	start := off + 1 + w
-	return relOp{key: v[start : start+int(n)], put: v[off] == 1, seq: start + int(n)}, nil
+	return relOp{key: data[start : start+int(n)], put: data[off] == 1}, start + int(n), nil
 }

@@ -73,42 +73,86 @@ func TestDeferredRelationsWaitInTheLog(t *testing.T) {
 // TestLoggedRelationsApplyInOrder writes the same rows again and again in
 // successive deferred commits: only applying the records in order, and a
 // stitching commit's own writes after them, leaves the right rows.
+//
+// Frames of one write each (frame=1) and records written before frames
+// (plain) apply the same.
 func TestLoggedRelationsApplyInOrder(t *testing.T) {
+	type form struct {
+		name      string
+		frameSize int
+		plain     bool
+	}
+	forms := []form{{"frames", 16 << 10, false}, {"frame=1", 1, false}, {"plain", 16 << 10, true}}
 	for _, chunk := range []int{1, 1000} {
-		for _, mode := range stitchModes {
-			for _, finish := range []string{"stitch", "commit"} {
-				t.Run(fmt.Sprintf("chunk=%d/%s/%s", chunk, mode.name, finish), func(t *testing.T) {
-					defer store.SetRelQChunk(chunk, nil)()
-					defer store.SetStitchPreparation(mode.minPerGoroutine, mode.procs, nil)()
-					db := relCatalog(t)
-					commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
-					commitDeferred(t, db, ok(relC, "c3", nil))
-					commitDeferred(t, db, ok(relC, "c4", owned(relC, relGroup)))
-					commitDeferred(t, db, ok(relC, "c5", nil))
-					commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
-					want := []servedRel{{"ownerOf", relD}}
-					if finish == "commit" {
-						// A commit that stitches applies the log, then its
-						// own writes, which drop what the log added.
-						commit(t, db, ok(relD, "d3", nil))
-						want = []servedRel{}
-						records, _ := relationLog(t, db)
-						eq(t, "records left by the stitching commit", records, 0)
-					}
-					_, calls := drainStitches(t, db, 2)
-					records, _ := relationLog(t, db)
-					eq(t, "records left", records, 0)
-					if n := db.PreparedStitchBatches(); mode.minPerGoroutine == 1 && n != calls {
-						// StitchPending applies the log before it prepares.
-						t.Errorf("%d of %d batches were prepared", n, calls)
-					}
-					s, _, _ := mustFinal(t, db, relGroup)
-					eq(t, "group relations", s.Relations, want)
-					eq(t, "component c relations", mustRelations(t, db, relC), []servedRel{})
-					checkIndex(t, db, "stitched")
-				})
+		for _, f := range forms {
+			for _, mode := range stitchModes {
+				for _, finish := range []string{"stitch", "commit"} {
+					t.Run(fmt.Sprintf("chunk=%d/%s/%s/%s", chunk, f.name, mode.name, finish), func(t *testing.T) {
+						defer store.SetRelQFrameSize(f.frameSize)()
+						testLoggedRelationsApplyInOrder(t, chunk, mode.minPerGoroutine, mode.procs, finish, f.plain)
+					})
+				}
 			}
 		}
+	}
+}
+
+func testLoggedRelationsApplyInOrder(t *testing.T, chunk, minPerGoroutine, procs int, finish string, plain bool) {
+	defer store.SetRelQChunk(chunk, nil)()
+	defer store.SetStitchPreparation(minPerGoroutine, procs, nil)()
+	db := relCatalog(t)
+	commitDeferred(t, db, ok(relC, "c2", owned(relC, relGroup)))
+	commitDeferred(t, db, ok(relC, "c3", nil))
+	commitDeferred(t, db, ok(relC, "c4", owned(relC, relGroup)))
+	commitDeferred(t, db, ok(relC, "c5", nil))
+	commitDeferred(t, db, ok(relD, "d2", owned(relD, relGroup)))
+	if plain {
+		if _, _, err := db.UnframeRelQ(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []servedRel{{"ownerOf", relD}}
+	if finish == "commit" {
+		// A commit that stitches applies the log, then its own writes,
+		// which drop what the log added.
+		commit(t, db, ok(relD, "d3", nil))
+		want = []servedRel{}
+		records, _ := relationLog(t, db)
+		eq(t, "records left by the stitching commit", records, 0)
+	}
+	_, calls := drainStitches(t, db, 2)
+	records, _ := relationLog(t, db)
+	eq(t, "records left", records, 0)
+	if n := db.PreparedStitchBatches(); minPerGoroutine == 1 && n != calls {
+		// StitchPending applies the log before it prepares.
+		t.Errorf("%d of %d batches were prepared", n, calls)
+	}
+	s, _, _ := mustFinal(t, db, relGroup)
+	eq(t, "group relations", s.Relations, want)
+	eq(t, "component c relations", mustRelations(t, db, relC), []servedRel{})
+	checkIndex(t, db, "stitched")
+}
+
+// TestRelationLogIsCompressed: a transaction's relation writes, refs that
+// repeat, take far fewer bytes in the log than as they are.
+func TestRelationLogIsCompressed(t *testing.T) {
+	db := relCatalog(t)
+	var outs []*store.Outcome
+	for _, ref := range []string{relC, relD} {
+		var rels []store.Relation
+		for i := range 40 {
+			target := fmt.Sprintf("component:default/dependency-%02d", i)
+			rels = append(rels, rel(ref, "dependsOn", target), rel(target, "dependencyOf", ref))
+		}
+		outs = append(outs, ok(ref, "x", rels))
+	}
+	commitDeferred(t, db, outs...)
+	framed, plain, err := db.UnframeRelQ()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if framed*3 > plain {
+		t.Errorf("the log takes %d bytes in frames, %d as it is", framed, plain)
 	}
 }
 

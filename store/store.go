@@ -48,7 +48,7 @@ import (
 )
 
 // schemaVersion is bumped with every layout change; Open migrates or refuses.
-const schemaVersion = "14"
+const schemaVersion = "15"
 
 var (
 	rootBucket     = []byte("v1")
@@ -204,9 +204,10 @@ func (d *DB) init() error {
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(schemaVersion))
-		case string(v) == "13":
+		case string(v) == "13" || string(v) == "14":
 			// Version 14 compresses new state records and final
-			// entities with entityDict; the older forms read as before.
+			// entities with entityDict, 15 new relq records in frames;
+			// the older forms read as before.
 			return meta.Put([]byte("version"), []byte(schemaVersion))
 		case string(v) == "12":
 			// Version 12 packs the search rows into blocks, 13 the

@@ -30,6 +30,9 @@ type writer struct {
 	// Relation rows and search index maintenance (search.go), applied at
 	// the end of the transaction.
 	relOps []relOp
+	// relFrame and relPacked are logRelations' scratch: a frame's
+	// writes, and the frame compressed.
+	relFrame, relPacked []byte
 	indexBuf
 
 	// applied holds what preCommitChildren did for the outcomes of this
