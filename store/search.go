@@ -923,7 +923,7 @@ func (w *indexBuf) sortSearch() {
 		}
 		cut := len(w.pathNames[id]) + 1
 		slices.SortFunc(sorted[start[r]:start[r+1]], func(a, b searchOp) int {
-			if c := bytes.Compare(a.key[cut:], b.key[cut:]); c != 0 {
+			if c := bytes.Compare(a.kv[cut:a.klen], b.kv[cut:b.klen]); c != 0 {
 				return c
 			}
 			return int(a.seq - b.seq)
@@ -978,14 +978,30 @@ func mergeRuns[T any](runs [][]T, cmp func(a, b T) int, visit func(T) error) err
 	}
 }
 
-// searchOp is a pending write to the search index: a put, or a delete when
-// value is nil. fresh says that the key is in no bucket of the index (its
-// entity did not have the row), so a put needs no lookup (segments.go).
+// searchOp is a pending write to the search index: a put, or a delete.
+// fresh says that the key is in no bucket of the index (its entity did not
+// have the row), so a put needs no lookup (segments.go).
+//
+// The key and a put's value are one slice of the arena, key first: a
+// stitch batch of 4,000 new entities queues ~100k writes, two batches are
+// in flight, and the sort moves them; 40 bytes each instead of 64.
 type searchOp struct {
-	key, value []byte
-	seq        int32
-	path       int32 // its number in the indexBuf's pathNames
-	fresh      bool
+	kv    []byte
+	klen  uint32
+	seq   int32
+	path  int32 // its number in the indexBuf's pathNames
+	fresh bool
+	put   bool
+}
+
+func (o *searchOp) key() []byte { return o.kv[:o.klen:o.klen] }
+
+// value is a put's value; nil for a delete.
+func (o *searchOp) value() []byte {
+	if !o.put {
+		return nil
+	}
+	return o.kv[o.klen:]
 }
 
 // queueRow records the write of ref's row path = value: a put of flags ‖
@@ -1012,15 +1028,14 @@ func (w *indexBuf) queueRow(ref, path, value string, put, fresh bool, flags byte
 		w.pathIDs[path] = id
 		w.pathNames = append(w.pathNames, path)
 	}
-	op := searchOp{key: w.arena[start:len(w.arena):len(w.arena)], seq: int32(len(w.searchOps)), path: id, fresh: fresh}
+	op := searchOp{klen: uint32(len(w.arena) - start), seq: int32(len(w.searchOps)), path: id, fresh: fresh, put: put}
 	if put {
-		vs := len(w.arena)
 		w.arena = append(w.arena, flags)
 		if flags&rowOrig != 0 {
 			w.arena = append(w.arena, orig...)
 		}
-		op.value = w.arena[vs:len(w.arena):len(w.arena)]
 	}
+	op.kv = w.arena[start:len(w.arena):len(w.arena)]
 	w.searchOps = append(w.searchOps, op)
 }
 

@@ -203,10 +203,10 @@ func TestIndexWritesOnlyChangedRows(t *testing.T) {
 			}
 			ops = nil
 			for _, op := range w.searchOps {
-				path, rest, _ := strings.Cut(string(op.key), "\x00")
+				path, rest, _ := strings.Cut(string(op.key()), "\x00")
 				val, _, _ := strings.Cut(rest, "\x00")
 				kind := "put"
-				if op.value == nil {
+				if !op.put {
 					kind = "del"
 				}
 				ops = append(ops, kind+" "+path+"="+val)

@@ -148,18 +148,19 @@ func (w *writer) applySearchOps(runs [][]searchOp, toSegment bool) error {
 		}
 		target = newBlockAppender(seg)
 	}
-	err := mergeRuns(runs, func(a, b searchOp) int { return bytes.Compare(a.key, b.key) }, func(op searchOp) error {
-		if op.fresh && op.value != nil {
-			return target.put(op.key, op.value)
+	err := mergeRuns(runs, func(a, b searchOp) int { return bytes.Compare(a.kv[:a.klen], b.kv[:b.klen]) }, func(op searchOp) error {
+		key := op.key()
+		if op.fresh && op.put {
+			return target.put(key, op.value())
 		}
 		var holder rowWriter
 		if toSegment {
-			if ok, _ := target.has(op.key); ok {
+			if ok, _ := target.has(key); ok {
 				holder = target
 			}
 		}
 		for i := len(holders) - 1; i >= 0 && holder == nil; i-- {
-			ok, err := holders[i].has(op.key)
+			ok, err := holders[i].has(key)
 			if err != nil {
 				return err
 			}
@@ -167,16 +168,16 @@ func (w *writer) applySearchOps(runs [][]searchOp, toSegment bool) error {
 				holder = holders[i]
 			}
 		}
-		if op.value == nil {
+		if !op.put {
 			if holder == nil {
 				return nil
 			}
-			return holder.del(op.key)
+			return holder.del(key)
 		}
 		if holder == nil {
 			holder = target
 		}
-		return holder.put(op.key, op.value)
+		return holder.put(key, op.value())
 	})
 	if toSegment {
 		holders = append(holders, target)
